@@ -71,12 +71,21 @@ struct InFlight {
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<(), String> {
     if args.rps == 0 || args.rps > 100_000 {
-        return Err(format!("--rps {} is out of range: use 1 to 100000", args.rps));
+        return Err(format!(
+            "--rps {} is out of range: use 1 to 100000",
+            args.rps
+        ));
     }
     let random: Arc<dyn RandomSource> = Arc::new(SplitMix64::new(args.seed));
     let breaker = CircuitBreaker::new("inventory", BreakerConfig::default(), random.clone())?;
-    let bulkhead = Bulkhead::new(BulkheadConfig { max_concurrent: 64, ..BulkheadConfig::default() })?;
-    let retry = RetryConfig { max_attempts: 3, ..RetryConfig::default() };
+    let bulkhead = Bulkhead::new(BulkheadConfig {
+        max_concurrent: 64,
+        ..BulkheadConfig::default()
+    })?;
+    let retry = RetryConfig {
+        max_attempts: 3,
+        ..RetryConfig::default()
+    };
     retry.validate()?;
     let start = Timestamp::from_nanos(1_000_000_000_000);
     let budget = RetryBudget::new(retry.budget.clone(), start);
@@ -84,10 +93,28 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
 
     if !args.json {
-        writeln!(out, "levee simulate: upstream `inventory` at {} req/s for {SECONDS}s (seed {})", args.rps, args.seed).map_err(io)?;
+        writeln!(
+            out,
+            "levee simulate: upstream `inventory` at {} req/s for {SECONDS}s (seed {})",
+            args.rps, args.seed
+        )
+        .map_err(io)?;
         writeln!(out, "phases: 0-9s healthy, 10-24s every call 503, 25-34s healthy, 35-44s 2 s latency, 45-59s healthy\n").map_err(io)?;
-        writeln!(out, "{:>4} {:<8} {:<10} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>10}",
-            "t", "upstream", "breaker", "ok", "failed", "br_rej", "bh_rej", "retries", "denied", "in_flight").map_err(io)?;
+        writeln!(
+            out,
+            "{:>4} {:<8} {:<10} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>10}",
+            "t",
+            "upstream",
+            "breaker",
+            "ok",
+            "failed",
+            "br_rej",
+            "bh_rej",
+            "retries",
+            "denied",
+            "in_flight"
+        )
+        .map_err(io)?;
     }
     let step = Duration::from_nanos(1_000_000_000 / u64::from(args.rps));
     let mut in_flight: Vec<InFlight> = Vec::new();
@@ -128,7 +155,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<(), String> {
                 attempts += 1;
                 tally.upstream_calls += 1;
                 let (result, latency) = match phase {
-                    Phase::Healthy => (AttemptResult::Status(200), Duration::from_millis(20 + (random.next_unit() * 10.0) as u64)),
+                    Phase::Healthy => (
+                        AttemptResult::Status(200),
+                        Duration::from_millis(20 + (random.next_unit() * 10.0) as u64),
+                    ),
                     Phase::Failing => (AttemptResult::Status(503), Duration::from_millis(5)),
                     Phase::Slow => (AttemptResult::Status(200), Duration::from_secs(2)),
                 };
@@ -136,7 +166,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<(), String> {
                 transitions.extend(breaker.record(permit, outcome, latency, at + latency));
                 if outcome == Outcome::Success {
                     tally.ok += 1;
-                    in_flight.push(InFlight { done_at: at + latency, _slot: slot });
+                    in_flight.push(InFlight {
+                        done_at: at + latency,
+                        _slot: slot,
+                    });
                     break;
                 }
                 let mut input = RetryInput::new(attempts, result, true);
@@ -169,9 +202,21 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<(), String> {
             });
             writeln!(out, "{line}").map_err(io)?;
         } else {
-            writeln!(out, "{:>3}s {:<8} {:<10} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>10}",
-                second, format!("{phase:?}").to_lowercase(), breaker.state().as_str(), tally.ok, tally.failed,
-                tally.breaker_rejected, shed, tally.retries, tally.retries_denied, bulkhead.in_flight()).map_err(io)?;
+            writeln!(
+                out,
+                "{:>3}s {:<8} {:<10} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>10}",
+                second,
+                format!("{phase:?}").to_lowercase(),
+                breaker.state().as_str(),
+                tally.ok,
+                tally.failed,
+                tally.breaker_rejected,
+                shed,
+                tally.retries,
+                tally.retries_denied,
+                bulkhead.in_flight()
+            )
+            .map_err(io)?;
         }
         total.ok += tally.ok;
         total.failed += tally.failed;
@@ -186,13 +231,27 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<(), String> {
     if !args.json {
         writeln!(out, "\nbreaker transitions:").map_err(io)?;
         for t in &transitions {
-            writeln!(out, "  {:>8.3}s  {} -> {}  ({})", (t.at - start).as_secs_f64(), t.from, t.to, t.reason).map_err(io)?;
+            writeln!(
+                out,
+                "  {:>8.3}s  {} -> {}  ({})",
+                (t.at - start).as_secs_f64(),
+                t.from,
+                t.to,
+                t.reason
+            )
+            .map_err(io)?;
         }
         let shed = |c| total.bulkhead_rejected.get(&c).copied().unwrap_or(0);
         writeln!(out, "\ntotals: {} ok, {} failed, {} rejected by the open breaker, {} upstream calls, {} retries ({} denied by the budget)",
             total.ok, total.failed, total.breaker_rejected, total.upstream_calls, total.retries, total.retries_denied).map_err(io)?;
-        writeln!(out, "bulkhead shed while the upstream was slow: {} sheddable, {} standard, {} critical",
-            shed(Criticality::Sheddable), shed(Criticality::Standard), shed(Criticality::Critical)).map_err(io)?;
+        writeln!(
+            out,
+            "bulkhead shed while the upstream was slow: {} sheddable, {} standard, {} critical",
+            shed(Criticality::Sheddable),
+            shed(Criticality::Standard),
+            shed(Criticality::Critical)
+        )
+        .map_err(io)?;
     }
     Ok(())
 }
@@ -203,7 +262,15 @@ mod tests {
 
     fn simulate(rps: u32) -> String {
         let mut out = Vec::new();
-        run(&Args { rps, seed: 7, json: false }, &mut out).expect("simulation runs");
+        run(
+            &Args {
+                rps,
+                seed: 7,
+                json: false,
+            },
+            &mut out,
+        )
+        .expect("simulation runs");
         String::from_utf8(out).expect("utf-8")
     }
 
@@ -211,21 +278,38 @@ mod tests {
     fn the_outage_opens_the_breaker_and_recovery_closes_it() {
         let text = simulate(200);
         assert!(text.contains("closed -> open  (failure_rate)"), "{text}");
-        assert!(text.contains("half_open -> closed  (probes_succeeded)"), "{text}");
+        assert!(
+            text.contains("half_open -> closed  (probes_succeeded)"),
+            "{text}"
+        );
     }
 
     #[test]
     fn the_slow_phase_sheds_sheddable_before_critical() {
         let text = simulate(200);
-        let line = text.lines().find(|l| l.starts_with("bulkhead shed")).expect("summary line");
-        let numbers: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("bulkhead shed"))
+            .expect("summary line");
+        let numbers: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
         let (sheddable, critical) = (numbers[0], numbers[2]);
         assert!(sheddable > critical, "{line}");
     }
 
     #[test]
     fn rejects_an_impossible_rate() {
-        let err = run(&Args { rps: 0, seed: 1, json: false }, &mut Vec::new()).unwrap_err();
+        let err = run(
+            &Args {
+                rps: 0,
+                seed: 1,
+                json: false,
+            },
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(err.contains("--rps"), "{err}");
     }
 }

@@ -27,7 +27,10 @@ pub struct WindowConfig {
 
 impl Default for WindowConfig {
     fn default() -> Self {
-        WindowConfig { kind: WindowKind::Time, size: 10 }
+        WindowConfig {
+            kind: WindowKind::Time,
+            size: 10,
+        }
     }
 }
 
@@ -71,7 +74,10 @@ pub struct HalfOpenConfig {
 
 impl Default for HalfOpenConfig {
     fn default() -> Self {
-        HalfOpenConfig { permitted_calls: 5, max_wait: Duration::ZERO }
+        HalfOpenConfig {
+            permitted_calls: 5,
+            max_wait: Duration::ZERO,
+        }
     }
 }
 
@@ -138,7 +144,9 @@ impl BreakerConfig {
             if v > 0.0 && v <= 100.0 {
                 Ok(())
             } else {
-                Err(format!("{name} is {v}: it is a percentage, use a value above 0 and at most 100"))
+                Err(format!(
+                    "{name} is {v}: it is a percentage, use a value above 0 and at most 100"
+                ))
             }
         };
         pct("failure_rate_threshold", self.failure_rate_threshold)?;
@@ -154,7 +162,9 @@ impl BreakerConfig {
             ));
         }
         if self.minimum_calls == 0 {
-            return Err("minimum_calls is 0: use at least 1 (a rate over zero calls means nothing)".into());
+            return Err(
+                "minimum_calls is 0: use at least 1 (a rate over zero calls means nothing)".into(),
+            );
         }
         if self.slow_call_duration.is_zero() {
             return Err("slow_call_duration is 0s: every call would be slow; use e.g. 5s".into());
@@ -182,7 +192,10 @@ impl BreakerConfig {
             ));
         }
         if self.half_open.permitted_calls == 0 {
-            return Err("half_open.permitted_calls is 0: the breaker could never close; use at least 1".into());
+            return Err(
+                "half_open.permitted_calls is 0: the breaker could never close; use at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -57,7 +57,9 @@ mod config;
 mod state;
 mod window;
 
-pub use config::{BreakerConfig, HalfOpenConfig, Mode, OpenConfig, WindowConfig, WindowKind, MAX_WINDOW_SIZE};
+pub use config::{
+    BreakerConfig, HalfOpenConfig, Mode, OpenConfig, WindowConfig, WindowKind, MAX_WINDOW_SIZE,
+};
 pub use state::{Reason, State, Transition};
 pub use window::Totals;
 
@@ -145,7 +147,10 @@ fn pack(state: State, generation: u64) -> u64 {
 }
 
 fn unpack(word: u64) -> (State, u64) {
-    (State::from_code(word & ((1 << STATE_BITS) - 1)), word >> STATE_BITS)
+    (
+        State::from_code(word & ((1 << STATE_BITS) - 1)),
+        word >> STATE_BITS,
+    )
 }
 
 /// Everything that changes only on the slow path, under one small lock.
@@ -241,7 +246,11 @@ impl CircuitBreaker {
         let (state, generation) = unpack(self.state.load(Ordering::Acquire));
         match state {
             State::Closed | State::Disabled => Acquired {
-                result: Ok(Permit { generation, probe: false, shadow_rejected: false }),
+                result: Ok(Permit {
+                    generation,
+                    probe: false,
+                    shadow_rejected: false,
+                }),
                 transition: None,
             },
             _ => self.acquire_slow(now),
@@ -252,24 +261,41 @@ impl CircuitBreaker {
         let mut control = self.lock();
         let (state, generation) = unpack(self.state.load(Ordering::Acquire));
         let observe = self.observe.load(Ordering::Relaxed);
-        let shadow = |rejection: Rejection, generation: u64, transition: Option<Transition>| Acquired {
-            result: if observe {
-                Ok(Permit { generation, probe: false, shadow_rejected: true })
-            } else {
-                Err(rejection)
-            },
-            transition,
-        };
+        let shadow =
+            |rejection: Rejection, generation: u64, transition: Option<Transition>| Acquired {
+                result: if observe {
+                    Ok(Permit {
+                        generation,
+                        probe: false,
+                        shadow_rejected: true,
+                    })
+                } else {
+                    Err(rejection)
+                },
+                transition,
+            };
         match state {
             State::Closed | State::Disabled => Acquired {
-                result: Ok(Permit { generation, probe: false, shadow_rejected: false }),
+                result: Ok(Permit {
+                    generation,
+                    probe: false,
+                    shadow_rejected: false,
+                }),
                 transition: None,
             },
-            State::ForcedOpen => {
-                shadow(Rejection { state, retry_after: None }, generation, None)
-            }
+            State::ForcedOpen => shadow(
+                Rejection {
+                    state,
+                    retry_after: None,
+                },
+                generation,
+                None,
+            ),
             State::Open if now < control.open_until => shadow(
-                Rejection { state, retry_after: Some(control.open_until - now) },
+                Rejection {
+                    state,
+                    retry_after: Some(control.open_until - now),
+                },
                 generation,
                 None,
             ),
@@ -288,16 +314,34 @@ impl CircuitBreaker {
             State::HalfOpen => {
                 if let Some(t) = self.half_open_expired(&mut control, generation, now) {
                     let retry_after = Some(control.open_until - now);
-                    return shadow(Rejection { state: State::Open, retry_after }, generation + 1, Some(t));
+                    return shadow(
+                        Rejection {
+                            state: State::Open,
+                            retry_after,
+                        },
+                        generation + 1,
+                        Some(t),
+                    );
                 }
                 if control.probes_admitted < self.config.half_open.permitted_calls {
                     control.probes_admitted += 1;
                     Acquired {
-                        result: Ok(Permit { generation, probe: true, shadow_rejected: false }),
+                        result: Ok(Permit {
+                            generation,
+                            probe: true,
+                            shadow_rejected: false,
+                        }),
                         transition: None,
                     }
                 } else {
-                    shadow(Rejection { state, retry_after: None }, generation, None)
+                    shadow(
+                        Rejection {
+                            state,
+                            retry_after: None,
+                        },
+                        generation,
+                        None,
+                    )
                 }
             }
         }
@@ -327,7 +371,9 @@ impl CircuitBreaker {
         let slow = duration_nanos(duration) >= self.slow_nanos;
         let totals = self.window.record(now, failed, slow);
         let consecutive = if failed {
-            self.consecutive.fetch_add(1, Ordering::AcqRel).saturating_add(1)
+            self.consecutive
+                .fetch_add(1, Ordering::AcqRel)
+                .saturating_add(1)
         } else {
             if self.consecutive.load(Ordering::Relaxed) != 0 {
                 self.consecutive.store(0, Ordering::Release);
@@ -362,7 +408,12 @@ impl CircuitBreaker {
         None
     }
 
-    fn open_from_closed(&self, generation: u64, reason: Reason, now: Timestamp) -> Option<Transition> {
+    fn open_from_closed(
+        &self,
+        generation: u64,
+        reason: Reason,
+        now: Timestamp,
+    ) -> Option<Transition> {
         let mut control = self.lock();
         let (state, current) = unpack(self.state.load(Ordering::Acquire));
         if state != State::Closed || current != generation {
@@ -394,33 +445,68 @@ impl CircuitBreaker {
         control.probe_failures += u32::from(outcome.is_failure());
         control.probe_slow += u32::from(duration_nanos(duration) >= self.slow_nanos);
         let permitted = u64::from(self.config.half_open.permitted_calls);
-        let failed = reaches(u64::from(control.probe_failures), permitted, self.config.failure_rate_threshold);
-        let slow = reaches(u64::from(control.probe_slow), permitted, self.config.slow_call_rate_threshold);
+        let failed = reaches(
+            u64::from(control.probe_failures),
+            permitted,
+            self.config.failure_rate_threshold,
+        );
+        let slow = reaches(
+            u64::from(control.probe_slow),
+            permitted,
+            self.config.slow_call_rate_threshold,
+        );
         if failed || slow {
             control.capped_wait_nanos = self.next_capped_wait(control.capped_wait_nanos);
-            return Some(self.enter_open(&mut control, State::HalfOpen, generation, Reason::ProbesFailed, now));
+            return Some(self.enter_open(
+                &mut control,
+                State::HalfOpen,
+                generation,
+                Reason::ProbesFailed,
+                now,
+            ));
         }
         if u64::from(control.probes_reported) >= permitted {
             self.window.clear();
             self.consecutive.store(0, Ordering::Release);
             control.capped_wait_nanos = duration_nanos(self.config.open.wait);
             self.publish(State::Closed, generation + 1);
-            return Some(self.transition(State::HalfOpen, State::Closed, Reason::ProbesSucceeded, now));
+            return Some(self.transition(
+                State::HalfOpen,
+                State::Closed,
+                Reason::ProbesSucceeded,
+                now,
+            ));
         }
         None
     }
 
     /// Re-opens a half-open breaker whose `max_wait` has expired.
-    fn half_open_expired(&self, control: &mut Control, generation: u64, now: Timestamp) -> Option<Transition> {
+    fn half_open_expired(
+        &self,
+        control: &mut Control,
+        generation: u64,
+        now: Timestamp,
+    ) -> Option<Transition> {
         let max_wait = self.config.half_open.max_wait;
         if max_wait.is_zero() || now < control.half_open_since + max_wait {
             return None;
         }
         control.capped_wait_nanos = self.next_capped_wait(control.capped_wait_nanos);
-        Some(self.enter_open(control, State::HalfOpen, generation, Reason::HalfOpenTimeout, now))
+        Some(self.enter_open(
+            control,
+            State::HalfOpen,
+            generation,
+            Reason::HalfOpenTimeout,
+            now,
+        ))
     }
 
-    fn enter_half_open(&self, control: &mut Control, generation: u64, now: Timestamp) -> Transition {
+    fn enter_half_open(
+        &self,
+        control: &mut Control,
+        generation: u64,
+        now: Timestamp,
+    ) -> Transition {
         control.half_open_since = now;
         control.probes_admitted = 0;
         control.probes_reported = 0;
@@ -430,7 +516,14 @@ impl CircuitBreaker {
         self.transition(State::Open, State::HalfOpen, Reason::WaitElapsed, now)
     }
 
-    fn enter_open(&self, control: &mut Control, from: State, generation: u64, reason: Reason, now: Timestamp) -> Transition {
+    fn enter_open(
+        &self,
+        control: &mut Control,
+        from: State,
+        generation: u64,
+        reason: Reason,
+        now: Timestamp,
+    ) -> Transition {
         control.open_until = now + Duration::from_nanos(self.jittered(control.capped_wait_nanos));
         self.publish(State::Open, generation + 1);
         self.transition(from, State::Open, reason, now)
@@ -507,7 +600,13 @@ impl CircuitBreaker {
     }
 
     fn transition(&self, from: State, to: State, reason: Reason, at: Timestamp) -> Transition {
-        Transition { key: self.key.clone(), from, to, reason, at }
+        Transition {
+            key: self.key.clone(),
+            from,
+            to,
+            reason,
+            at,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Control> {
@@ -530,7 +629,8 @@ mod tests {
     const T0: Timestamp = Timestamp::from_nanos(1_000_000_000_000);
 
     fn breaker(config: BreakerConfig) -> CircuitBreaker {
-        CircuitBreaker::new("k", config, Arc::new(ScriptedRandom::new([0.5; 16]))).expect("valid config")
+        CircuitBreaker::new("k", config, Arc::new(ScriptedRandom::new([0.5; 16])))
+            .expect("valid config")
     }
 
     fn call(b: &CircuitBreaker, outcome: Outcome, now: Timestamp) -> Option<Transition> {
@@ -540,26 +640,37 @@ mod tests {
 
     #[test]
     fn a_late_result_from_an_earlier_round_is_ignored() {
-        let mut config = BreakerConfig::default();
-        config.minimum_calls = 1;
-        config.open.jitter = 0.0;
-        let b = breaker(config);
+        let b = breaker(BreakerConfig {
+            minimum_calls: 1,
+            open: OpenConfig {
+                jitter: 0.0,
+                ..OpenConfig::default()
+            },
+            ..BreakerConfig::default()
+        });
         let stale = b.acquire(T0).result.expect("closed");
         call(&b, Outcome::Failure, T0);
         assert_eq!(b.state(), State::Open);
         let later = T0 + Duration::from_secs(5);
         let probe = b.acquire(later).result.expect("probe");
         assert!(probe.is_probe());
-        assert_eq!(b.record(stale, Outcome::Success, Duration::ZERO, later), None);
+        assert_eq!(
+            b.record(stale, Outcome::Success, Duration::ZERO, later),
+            None
+        );
         assert_eq!(b.state(), State::HalfOpen);
     }
 
     #[test]
     fn concurrent_closed_path_never_loses_a_trip() {
-        let mut config = BreakerConfig::default();
-        config.window = WindowConfig { kind: WindowKind::Count, size: 100 };
-        config.minimum_calls = 100;
-        let b = Arc::new(breaker(config));
+        let b = Arc::new(breaker(BreakerConfig {
+            window: WindowConfig {
+                kind: WindowKind::Count,
+                size: 100,
+            },
+            minimum_calls: 100,
+            ..BreakerConfig::default()
+        }));
         let threads: Vec<_> = (0..2)
             .map(|_| {
                 let b = b.clone();

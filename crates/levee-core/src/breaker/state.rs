@@ -23,8 +23,13 @@ pub enum State {
 
 impl State {
     /// Every state, in SPEC order (the `state` label values of `levee_breaker_state`).
-    pub const ALL: [State; 5] =
-        [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::Disabled];
+    pub const ALL: [State; 5] = [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::ForcedOpen,
+        State::Disabled,
+    ];
 
     /// The label and wire spelling.
     pub const fn as_str(self) -> &'static str {

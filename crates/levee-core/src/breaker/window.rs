@@ -112,7 +112,10 @@ impl CountWindow {
         // Packed fields add independently as long as each stays in range, so one wrapping add
         // of (new - old) updates all three.
         let delta = slot_packed(byte).wrapping_sub(slot_packed(old));
-        let after = self.totals.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
+        let after = self
+            .totals
+            .fetch_add(delta, Ordering::AcqRel)
+            .wrapping_add(delta);
         self.checked(after)
     }
 
@@ -180,7 +183,9 @@ impl TimeWindow {
                 bucket.second.store(tag, Ordering::Release);
             }
         }
-        bucket.packed.fetch_add(encode(failed, slow), Ordering::AcqRel);
+        bucket
+            .packed
+            .fetch_add(encode(failed, slow), Ordering::AcqRel);
         self.totals(now)
     }
 
@@ -191,7 +196,7 @@ impl TimeWindow {
         let mut sum = Totals::default();
         for bucket in self.buckets.iter() {
             let tag = bucket.second.load(Ordering::Acquire);
-            if tag != 0 && tag - 1 >= oldest && tag - 1 <= second {
+            if tag > oldest && tag <= second + 1 {
                 let t = decode(bucket.packed.load(Ordering::Acquire));
                 sum.counted += t.counted;
                 sum.failures += t.failures;
@@ -224,9 +229,23 @@ mod tests {
         w.record(true, false);
         w.record(false, true);
         w.record(false, false);
-        assert_eq!(w.totals(), Totals { counted: 3, failures: 1, slow: 1 });
+        assert_eq!(
+            w.totals(),
+            Totals {
+                counted: 3,
+                failures: 1,
+                slow: 1
+            }
+        );
         w.record(false, false); // pushes out the failure
-        assert_eq!(w.totals(), Totals { counted: 3, failures: 0, slow: 1 });
+        assert_eq!(
+            w.totals(),
+            Totals {
+                counted: 3,
+                failures: 0,
+                slow: 1
+            }
+        );
         w.clear();
         assert_eq!(w.totals(), Totals::default());
     }
@@ -236,11 +255,32 @@ mod tests {
         let w = TimeWindow::new(2);
         w.record(at(10.1), true, false);
         w.record(at(11.9), false, false);
-        assert_eq!(w.totals(at(11.9)), Totals { counted: 2, failures: 1, slow: 0 });
+        assert_eq!(
+            w.totals(at(11.9)),
+            Totals {
+                counted: 2,
+                failures: 1,
+                slow: 0
+            }
+        );
         // At 12.0 the bucket of second 10 leaves the two-second window.
-        assert_eq!(w.totals(at(12.0)), Totals { counted: 1, failures: 0, slow: 0 });
+        assert_eq!(
+            w.totals(at(12.0)),
+            Totals {
+                counted: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
         w.record(at(12.5), false, true);
-        assert_eq!(w.totals(at(12.5)), Totals { counted: 2, failures: 0, slow: 1 });
+        assert_eq!(
+            w.totals(at(12.5)),
+            Totals {
+                counted: 2,
+                failures: 0,
+                slow: 1
+            }
+        );
         assert_eq!(w.totals(at(20.0)), Totals::default());
     }
 

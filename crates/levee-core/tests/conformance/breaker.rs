@@ -10,7 +10,10 @@ use std::time::Duration;
 pub fn subject(config: &Value, env: &Env) -> Result<Box<dyn Subject>, String> {
     let config: BreakerConfig = support::config(config)?;
     let breaker = CircuitBreaker::new("vector", config, env.random.clone())?;
-    Ok(Box::new(BreakerSubject { breaker, permits: HashMap::new() }))
+    Ok(Box::new(BreakerSubject {
+        breaker,
+        permits: HashMap::new(),
+    }))
 }
 
 struct BreakerSubject {
@@ -40,16 +43,27 @@ fn events_json(env: &Env, events: &[Transition], with_at: bool) -> Value {
 
 impl BreakerSubject {
     /// Checks the expectations every breaker step shares.
-    fn check_common(&self, env: &Env, expect: &mut Expect, events: &[Transition]) -> Result<(), String> {
+    fn check_common(
+        &self,
+        env: &Env,
+        expect: &mut Expect,
+        events: &[Transition],
+    ) -> Result<(), String> {
         if let Some(expected) = expect.get("events") {
-            let with_at = expected.as_array().is_some_and(|a| a.iter().any(|e| e.get("at").is_some()));
+            let with_at = expected
+                .as_array()
+                .is_some_and(|a| a.iter().any(|e| e.get("at").is_some()));
             let actual = events_json(env, events, with_at);
             if expected != actual {
                 return Err(format!("expected events {expected}, got {actual}"));
             }
         }
         expect.eq("state", self.breaker.state().as_str())?;
-        if expect.has("counted") || expect.has("failures") || expect.has("slow") || expect.has("consecutive_failures") {
+        if expect.has("counted")
+            || expect.has("failures")
+            || expect.has("slow")
+            || expect.has("consecutive_failures")
+        {
             let s = self.breaker.snapshot(env.now());
             expect.eq("counted", s.window.counted)?;
             expect.eq("failures", s.window.failures)?;
@@ -59,7 +73,12 @@ impl BreakerSubject {
         Ok(())
     }
 
-    fn acquire(&mut self, env: &Env, expect: &mut Expect, events: &mut Vec<Transition>) -> Result<Option<Permit>, String> {
+    fn acquire(
+        &mut self,
+        env: &Env,
+        expect: &mut Expect,
+        events: &mut Vec<Transition>,
+    ) -> Result<Option<Permit>, String> {
         let acquired = self.breaker.acquire(env.now());
         events.extend(acquired.transition);
         expect.eq("permitted", acquired.result.is_ok())?;
@@ -81,24 +100,40 @@ impl BreakerSubject {
 }
 
 impl Subject for BreakerSubject {
-    fn step(&mut self, env: &Env, action: &str, args: &Value, expect: &mut Expect) -> Result<(), String> {
+    fn step(
+        &mut self,
+        env: &Env,
+        action: &str,
+        args: &Value,
+        expect: &mut Expect,
+    ) -> Result<(), String> {
         let mut events = Vec::new();
         match action {
             "acquire" => {
                 let permit = self.acquire(env, expect, &mut events)?;
-                if let (Some(permit), Some(id)) = (permit, support::field(args, "id").and_then(Value::as_str)) {
+                if let (Some(permit), Some(id)) =
+                    (permit, support::field(args, "id").and_then(Value::as_str))
+                {
                     self.permits.insert(id.to_string(), permit);
                 }
             }
             "record" => {
                 let id = support::str_field(args, "id")?;
-                let permit = self.permits.remove(id).ok_or_else(|| format!("no permit with id `{id}`"))?;
+                let permit = self
+                    .permits
+                    .remove(id)
+                    .ok_or_else(|| format!("no permit with id `{id}`"))?;
                 let duration = support::duration_field(args, "duration")?.unwrap_or(Duration::ZERO);
-                events.extend(self.breaker.record(permit, outcome(args)?, duration, env.now()));
+                events.extend(
+                    self.breaker
+                        .record(permit, outcome(args)?, duration, env.now()),
+                );
             }
             "call" | "calls" => {
                 let count = if action == "calls" {
-                    support::field(args, "count").and_then(Value::as_u64).ok_or("`calls` needs a `count`")?
+                    support::field(args, "count")
+                        .and_then(Value::as_u64)
+                        .ok_or("`calls` needs a `count`")?
                 } else {
                     1
                 };
@@ -112,7 +147,12 @@ impl Subject for BreakerSubject {
                     match acquired.result {
                         Ok(permit) => {
                             last_permitted = true;
-                            events.extend(self.breaker.record(permit, outcome, duration, env.now()));
+                            events.extend(self.breaker.record(
+                                permit,
+                                outcome,
+                                duration,
+                                env.now(),
+                            ));
                         }
                         Err(_) => {
                             last_permitted = false;
@@ -131,7 +171,11 @@ impl Subject for BreakerSubject {
                     "forced_open" => Some(Override::ForcedOpen),
                     "disabled" => Some(Override::Disabled),
                     "none" => None,
-                    other => return Err(format!("unknown override `{other}`: forced_open, disabled or none")),
+                    other => {
+                        return Err(format!(
+                            "unknown override `{other}`: forced_open, disabled or none"
+                        ))
+                    }
                 };
                 events.extend(self.breaker.set_override(value, env.now()));
             }

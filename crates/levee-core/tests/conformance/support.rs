@@ -42,7 +42,13 @@ impl Env {
 pub trait Subject {
     /// Runs one step. `action` is the step's action key, `args` its value, `expect` the
     /// checker for the step's `expect` object (empty when the step has none).
-    fn step(&mut self, env: &Env, action: &str, args: &Value, expect: &mut Expect) -> Result<(), String>;
+    fn step(
+        &mut self,
+        env: &Env,
+        action: &str,
+        args: &Value,
+        expect: &mut Expect,
+    ) -> Result<(), String>;
 }
 
 /// Checks a step's `expect` object key by key. Every key present must be checked by the
@@ -56,8 +62,14 @@ pub struct Expect {
 impl Expect {
     pub fn new(expect: Option<&Value>) -> Result<Self, String> {
         match expect {
-            None => Ok(Expect { map: Map::new(), checked: BTreeSet::new() }),
-            Some(Value::Object(map)) => Ok(Expect { map: map.clone(), checked: BTreeSet::new() }),
+            None => Ok(Expect {
+                map: Map::new(),
+                checked: BTreeSet::new(),
+            }),
+            Some(Value::Object(map)) => Ok(Expect {
+                map: map.clone(),
+                checked: BTreeSet::new(),
+            }),
             Some(other) => Err(format!("`expect` must be an object, got {other}")),
         }
     }
@@ -104,18 +116,26 @@ impl Expect {
 
     /// Fails if any expected key was not checked.
     pub fn finish(self) -> Result<(), String> {
-        let unchecked: Vec<&String> = self.map.keys().filter(|k| !self.checked.contains(*k)).collect();
+        let unchecked: Vec<&String> = self
+            .map
+            .keys()
+            .filter(|k| !self.checked.contains(*k))
+            .collect();
         if unchecked.is_empty() {
             Ok(())
         } else {
-            Err(format!("expect keys {unchecked:?} are not understood by this step"))
+            Err(format!(
+                "expect keys {unchecked:?} are not understood by this step"
+            ))
         }
     }
 }
 
 /// Parses a duration string value.
 pub fn duration_value(v: &Value) -> Result<Duration, String> {
-    let text = v.as_str().ok_or_else(|| format!("expected a duration string, got {v}"))?;
+    let text = v
+        .as_str()
+        .ok_or_else(|| format!("expected a duration string, got {v}"))?;
     levee_core::duration::parse(text).map_err(|e| e.to_string())
 }
 

@@ -20,13 +20,21 @@ struct OutcomeConfig {
 
 pub fn outcome(config: &Value, _env: &Env) -> Result<Box<dyn Subject>, String> {
     let config: OutcomeConfig = support::config(config)?;
-    Ok(Box::new(OutcomeSubject(config.failure_statuses.unwrap_or_default())))
+    Ok(Box::new(OutcomeSubject(
+        config.failure_statuses.unwrap_or_default(),
+    )))
 }
 
 struct OutcomeSubject(StatusSet);
 
 impl Subject for OutcomeSubject {
-    fn step(&mut self, _env: &Env, action: &str, args: &Value, expect: &mut Expect) -> Result<(), String> {
+    fn step(
+        &mut self,
+        _env: &Env,
+        action: &str,
+        args: &Value,
+        expect: &mut Expect,
+    ) -> Result<(), String> {
         let outcome = match action {
             "classify" => {
                 let result = match support::field(args, "result") {
@@ -37,12 +45,16 @@ impl Subject for OutcomeSubject {
                 classify(result.parse::<AttemptResult>()?, &self.0)
             }
             "classify_grpc" => {
-                let code = support::field(args, "code").and_then(Value::as_u64).ok_or("`classify_grpc` needs a numeric `code`")?;
+                let code = support::field(args, "code")
+                    .and_then(Value::as_u64)
+                    .ok_or("`classify_grpc` needs a numeric `code`")?;
                 classify_grpc(u32::try_from(code).map_err(|e| e.to_string())?)
             }
             "slow" => {
-                let duration = support::duration_field(args, "duration")?.ok_or("`slow` needs a `duration`")?;
-                let threshold = support::duration_field(args, "slow_call_duration")?.ok_or("`slow` needs `slow_call_duration`")?;
+                let duration = support::duration_field(args, "duration")?
+                    .ok_or("`slow` needs a `duration`")?;
+                let threshold = support::duration_field(args, "slow_call_duration")?
+                    .ok_or("`slow` needs `slow_call_duration`")?;
                 expect.eq("slow", duration >= threshold)?;
                 return Ok(());
             }
@@ -72,7 +84,13 @@ fn duration_error_kind(e: &DurationError) -> &'static str {
 }
 
 impl Subject for DurationSubject {
-    fn step(&mut self, _env: &Env, action: &str, args: &Value, expect: &mut Expect) -> Result<(), String> {
+    fn step(
+        &mut self,
+        _env: &Env,
+        action: &str,
+        args: &Value,
+        expect: &mut Expect,
+    ) -> Result<(), String> {
         match action {
             "parse" => {
                 let value = support::str_field(args, "value")?;
@@ -94,8 +112,13 @@ impl Subject for DurationSubject {
                 }
             }
             "format" => {
-                let nanos = support::field(args, "nanos").and_then(Value::as_u64).ok_or("`format` needs integer `nanos`")?;
-                expect.eq("value", duration::format(std::time::Duration::from_nanos(nanos)))
+                let nanos = support::field(args, "nanos")
+                    .and_then(Value::as_u64)
+                    .ok_or("`format` needs integer `nanos`")?;
+                expect.eq(
+                    "value",
+                    duration::format(std::time::Duration::from_nanos(nanos)),
+                )
             }
             other => Err(format!("unknown duration action `{other}`")),
         }
@@ -109,13 +132,21 @@ pub fn error(_config: &Value, _env: &Env) -> Result<Box<dyn Subject>, String> {
 struct ErrorSubject;
 
 impl Subject for ErrorSubject {
-    fn step(&mut self, _env: &Env, action: &str, args: &Value, expect: &mut Expect) -> Result<(), String> {
+    fn step(
+        &mut self,
+        _env: &Env,
+        action: &str,
+        args: &Value,
+        expect: &mut Expect,
+    ) -> Result<(), String> {
         if action != "describe" {
             return Err(format!("unknown error action `{action}`"));
         }
         let text = support::str_field(args, "code")?;
         let code = ErrorCode::parse(text).ok_or_else(|| format!("unknown error code `{text}`"))?;
-        let upstream = support::field(args, "upstream").and_then(Value::as_str).unwrap_or("");
+        let upstream = support::field(args, "upstream")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let retry_after = support::duration_field(args, "retry_after")?;
         expect.eq("status", code.status())?;
         expect.eq("type", code.type_uri())?;
@@ -133,7 +164,13 @@ pub fn names(_config: &Value, _env: &Env) -> Result<Box<dyn Subject>, String> {
 struct NamesSubject;
 
 impl Subject for NamesSubject {
-    fn step(&mut self, _env: &Env, action: &str, _args: &Value, expect: &mut Expect) -> Result<(), String> {
+    fn step(
+        &mut self,
+        _env: &Env,
+        action: &str,
+        _args: &Value,
+        expect: &mut Expect,
+    ) -> Result<(), String> {
         if action != "list" {
             return Err(format!("unknown names action `{action}`"));
         }
@@ -170,7 +207,10 @@ impl Subject for NamesSubject {
             .map(Reason::as_str)),
         )?;
         expect.eq("error_codes", json!(ErrorCode::ALL.map(ErrorCode::as_str)))?;
-        expect.eq("criticalities", json!(Criticality::ALL.map(Criticality::as_str)))?;
+        expect.eq(
+            "criticalities",
+            json!(Criticality::ALL.map(Criticality::as_str)),
+        )?;
         expect.eq("language", levee_core::names::LANGUAGE)
     }
 }
