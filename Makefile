@@ -28,6 +28,7 @@ conformance:
 
 vectors-schema:
 	python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q jsonschema
+	python3 conformance/tools/make_schema.py --check
 	python3 conformance/validate.py
 
 go-test:

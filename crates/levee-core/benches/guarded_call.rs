@@ -64,13 +64,15 @@ fn bench(c: &mut Criterion) {
     let clock = ManualClock::new(Timestamp::from_nanos(10_000_000_000));
     for (name, kind) in [("count", WindowKind::Count), ("time", WindowKind::Time)] {
         let b = breaker(kind);
-        c.bench_function(&format!("breaker_closed_path/{name}_window/1_thread"), |bench| {
-            bench.iter(|| closed_call(&b, clock.now()))
-        });
+        c.bench_function(
+            &format!("breaker_closed_path/{name}_window/1_thread"),
+            |bench| bench.iter(|| closed_call(&b, clock.now())),
+        );
         let b = breaker(kind);
-        c.bench_function(&format!("breaker_closed_path/{name}_window/2_threads"), |bench| {
-            bench.iter_custom(|iters| contended(b.clone(), 2, iters, closed_call))
-        });
+        c.bench_function(
+            &format!("breaker_closed_path/{name}_window/2_threads"),
+            |bench| bench.iter_custom(|iters| contended(b.clone(), 2, iters, closed_call)),
+        );
     }
     let config = BulkheadConfig {
         max_concurrent: 1_000,

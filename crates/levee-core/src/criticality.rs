@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How much a request matters. Ordered: `Sheddable < Standard < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Criticality {
     /// Drop first under load (recommendations, prefetch).
@@ -19,7 +21,11 @@ pub enum Criticality {
 
 impl Criticality {
     /// Every class, lowest first.
-    pub const ALL: [Criticality; 3] = [Criticality::Sheddable, Criticality::Standard, Criticality::Critical];
+    pub const ALL: [Criticality; 3] = [
+        Criticality::Sheddable,
+        Criticality::Standard,
+        Criticality::Critical,
+    ];
 
     /// The wire and config spelling.
     pub const fn as_str(self) -> &'static str {
@@ -80,7 +86,10 @@ mod tests {
 
     #[test]
     fn parses_header_values_and_orders_classes() {
-        assert_eq!(" Critical ".parse::<Criticality>(), Ok(Criticality::Critical));
+        assert_eq!(
+            " Critical ".parse::<Criticality>(),
+            Ok(Criticality::Critical)
+        );
         assert!("urgent".parse::<Criticality>().is_err());
         assert!(Criticality::Sheddable < Criticality::Standard);
         assert!(Criticality::Standard < Criticality::Critical);

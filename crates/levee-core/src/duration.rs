@@ -34,7 +34,10 @@ impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DurationError::Empty => {
-                write!(f, "empty duration: write a number with a unit, such as `250ms` or `5s`")
+                write!(
+                    f,
+                    "empty duration: write a number with a unit, such as `250ms` or `5s`"
+                )
             }
             DurationError::BareNumber(input) => write!(
                 f,
@@ -56,7 +59,10 @@ impl fmt::Display for DurationError {
                  `1.5s` or `1m30s`"
             ),
             DurationError::Overflow(input) => {
-                write!(f, "duration `{input}` is too long: the limit is about 584 years")
+                write!(
+                    f,
+                    "duration `{input}` is too long: the limit is about 584 years"
+                )
             }
         }
     }
@@ -79,7 +85,9 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     if text.starts_with('-') {
         return Err(DurationError::Negative(text.to_string()));
     }
-    if text.chars().all(|c| c.is_ascii_digit() || c == '.') && text.chars().any(|c| c.is_ascii_digit()) {
+    if text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.chars().any(|c| c.is_ascii_digit())
+    {
         return Err(DurationError::BareNumber(text.to_string()));
     }
     let malformed = || DurationError::Malformed(text.to_string());
@@ -229,7 +237,9 @@ pub mod serde_str {
             deserializer: D,
         ) -> Result<Option<Duration>, D::Error> {
             match Option::<DurationText>::deserialize(deserializer)? {
-                Some(text) => super::parse(&text.0).map(Some).map_err(serde::de::Error::custom),
+                Some(text) => super::parse(&text.0)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
                 None => Ok(None),
             }
         }
@@ -276,15 +286,30 @@ mod tests {
     fn rejects_malformed_input_without_panicking() {
         assert!(matches!(parse(""), Err(DurationError::Empty)));
         assert!(matches!(parse("-5s"), Err(DurationError::Negative(_))));
-        assert!(matches!(parse("5 parsecs"), Err(DurationError::UnknownUnit { .. })));
+        assert!(matches!(
+            parse("5 parsecs"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
         assert!(matches!(parse("ms"), Err(DurationError::Malformed(_))));
         assert!(matches!(parse("1.2.3s"), Err(DurationError::Malformed(_))));
-        assert!(matches!(parse("99999999999999999999999h"), Err(DurationError::Overflow(_))));
+        assert!(matches!(
+            parse("99999999999999999999999h"),
+            Err(DurationError::Overflow(_))
+        ));
     }
 
     #[test]
     fn format_round_trips() {
-        for d in [0, 1, 999, 1_000, 1_500_000, 250_000_000, 5_000_000_000, 90_000_000_000] {
+        for d in [
+            0,
+            1,
+            999,
+            1_000,
+            1_500_000,
+            250_000_000,
+            5_000_000_000,
+            90_000_000_000,
+        ] {
             let d = Duration::from_nanos(d);
             assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
         }

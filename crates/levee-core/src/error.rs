@@ -130,9 +130,9 @@ impl ErrorCode {
                 "{upstream} is failing and Levee has stopped retrying to let it recover; \
                  please try again {when}."
             ),
-            ErrorCode::DeadlineExceeded => format!(
-                "The request ran out of time before {upstream} could answer."
-            ),
+            ErrorCode::DeadlineExceeded => {
+                format!("The request ran out of time before {upstream} could answer.")
+            }
             ErrorCode::UpstreamUnavailable => {
                 format!("{upstream} cannot be reached right now; please try again {when}.")
             }

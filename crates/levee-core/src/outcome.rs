@@ -142,7 +142,9 @@ impl StatusSet {
 
     /// True when `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
-        self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
     }
 
     /// Parses one item: `503` or `500-599`.
@@ -169,7 +171,9 @@ impl StatusSet {
             Some((lo, hi)) => {
                 let (lo, hi) = (parse(lo)?, parse(hi)?);
                 if lo > hi {
-                    Err(format!("status range `{item}` is backwards: write `{hi}-{lo}`"))
+                    Err(format!(
+                        "status range `{item}` is backwards: write `{hi}-{lo}`"
+                    ))
                 } else {
                     Ok((lo, hi))
                 }
@@ -219,7 +223,13 @@ impl Serialize for StatusSet {
         let items: Vec<String> = self
             .ranges
             .iter()
-            .map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
             .collect();
         items.serialize(serializer)
     }
@@ -287,7 +297,9 @@ mod tests {
     fn status_sets_parse_ranges_and_reject_nonsense() {
         let set = StatusSet::from_items(&["500-599", "429"]).unwrap();
         assert!(set.contains(429) && set.contains(501) && !set.contains(404));
-        assert!(StatusSet::from_items(&["599-500"]).unwrap_err().contains("backwards"));
+        assert!(StatusSet::from_items(&["599-500"])
+            .unwrap_err()
+            .contains("backwards"));
         assert!(StatusSet::from_items(&["700"]).is_err());
         assert!(StatusSet::from_items(&["abc"]).is_err());
     }

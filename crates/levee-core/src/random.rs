@@ -99,7 +99,9 @@ impl ScriptedRandom {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<f64>> {
-        self.draws.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.draws
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -2,7 +2,10 @@
 //! never has more than `half_open.permitted_calls` probes outstanding, and it never permits a
 //! non-probe call while open or half-open (enforce mode).
 
-use levee_core::breaker::{BreakerConfig, CircuitBreaker, HalfOpenConfig, OpenConfig, Permit, State, WindowConfig, WindowKind};
+use levee_core::breaker::{
+    BreakerConfig, CircuitBreaker, HalfOpenConfig, OpenConfig, Permit, State, WindowConfig,
+    WindowKind,
+};
 use levee_core::random::SplitMix64;
 use levee_core::time::Timestamp;
 use levee_core::Outcome;
@@ -13,7 +16,11 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 enum Op {
     Acquire,
-    Record { index: usize, outcome: Outcome, slow: bool },
+    Record {
+        index: usize,
+        outcome: Outcome,
+        slow: bool,
+    },
     Advance(u64),
 }
 
