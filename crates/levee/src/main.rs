@@ -1,5 +1,7 @@
 //! `levee`: the command line. Wiring only — every policy decision lives in `levee-core`.
 
+mod check;
+mod run;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the proxy: listeners, admin API and the policies of the config file.
+    Run(run::Args),
+    /// Validates a config file; errors name file:line:column and the fix.
+    Check(check::Args),
     /// Replays a scripted outage of one upstream through Levee's policies on a virtual clock
     /// and prints what the breaker, bulkhead and retry budget decided, second by second.
     Simulate(simulate::Args),
@@ -23,6 +29,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::run(&args),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
     };
     match result {
