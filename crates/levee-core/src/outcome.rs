@@ -198,22 +198,30 @@ impl Default for StatusSet {
     }
 }
 
+/// Reads a list whose items are status numbers (`503`) or text (`"500-599"`, `"reset"`) as
+/// text, for the parsers of status sets and `retry_on`.
+pub(crate) fn status_items<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Code(u16),
+        Text(String),
+    }
+    let items = Vec::<Item>::deserialize(deserializer)?;
+    Ok(items
+        .into_iter()
+        .map(|i| match i {
+            Item::Code(c) => c.to_string(),
+            Item::Text(t) => t,
+        })
+        .collect())
+}
+
 impl<'de> Deserialize<'de> for StatusSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Item {
-            Code(u16),
-            Text(String),
-        }
-        let items = Vec::<Item>::deserialize(deserializer)?;
-        let texts: Vec<String> = items
-            .into_iter()
-            .map(|i| match i {
-                Item::Code(c) => c.to_string(),
-                Item::Text(t) => t,
-            })
-            .collect();
+        let texts = status_items(deserializer)?;
         StatusSet::from_items(&texts).map_err(serde::de::Error::custom)
     }
 }

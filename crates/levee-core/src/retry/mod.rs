@@ -200,20 +200,7 @@ impl Default for RetryOn {
 
 impl<'de> Deserialize<'de> for RetryOn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Item {
-            Code(u16),
-            Text(String),
-        }
-        let items = Vec::<Item>::deserialize(deserializer)?;
-        let texts: Vec<String> = items
-            .into_iter()
-            .map(|i| match i {
-                Item::Code(c) => c.to_string(),
-                Item::Text(t) => t,
-            })
-            .collect();
+        let texts = crate::outcome::status_items(deserializer)?;
         RetryOn::from_items(&texts).map_err(serde::de::Error::custom)
     }
 }
