@@ -35,6 +35,7 @@ go-test:
 	@test -z "$$(cd go && gofmt -l .)" || { echo "gofmt needed:"; cd go && gofmt -l .; exit 1; }
 	cd go && $(GO) vet ./...
 	cd go && $(GO) test -race -count=1 ./...
+	cd go && $(GO) test -count=1 -run '^TestConformance$$' -v . | grep -E '^conformance:'
 
 bench: bench-core
 
