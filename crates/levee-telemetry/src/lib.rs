@@ -1,0 +1,16 @@
+//! # levee-telemetry: metrics and logs
+//!
+//! - [`metrics`]: every SPEC §11 metric under its exact name and labels, each series labelled
+//!   `service` and `language="rust"`, encoded as OpenMetrics text for `/metrics`.
+//! - [`logging`]: JSON-lines logs whose every line inside a request span carries the trace id,
+//!   and the request span the proxy opens for each request.
+//!
+//! Names come from [`levee_core::names`], the one file of public strings.
+
+pub mod logging;
+pub mod metrics;
+
+pub use logging::{init_logging, request_span, JsonLayer, LoggingError};
+pub use metrics::{
+    EndpointMetrics, Metrics, PartitionMetrics, RouteMetrics, CONTENT_TYPE, LATENCY_BUCKETS,
+};
