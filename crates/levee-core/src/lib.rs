@@ -21,6 +21,7 @@
 //! | [`names`] | headers and metric names |
 
 pub mod adaptive;
+pub mod balance;
 pub mod breaker;
 pub mod budget;
 pub mod bulkhead;
@@ -28,8 +29,10 @@ pub mod criticality;
 pub mod deadline;
 pub mod duration;
 pub mod error;
+pub mod fleet;
 pub mod names;
 pub mod outcome;
+pub mod outlier;
 pub mod random;
 pub mod rate_limit;
 pub mod retry;

@@ -66,6 +66,7 @@ pub use window::Totals;
 use crate::outcome::Outcome;
 use crate::random::RandomSource;
 use crate::time::{duration_nanos, Timestamp};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -611,6 +612,137 @@ impl CircuitBreaker {
 
     fn lock(&self) -> MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A breaker's state machine as plain data: everything but the outcome window.
+///
+/// Why it exists: the registry (SPEC §9) keeps one fleet breaker per endpoint key in a shared
+/// store (memory, or Redis shared by several registry replicas) and must load, advance and
+/// save it atomically around each operation. Rather than re-implementing §2's rules for the
+/// fleet, it rebuilds a [`CircuitBreaker`] from this record with [`CircuitBreaker::restore`],
+/// runs the usual `acquire`/`record`/[`CircuitBreaker::ingest`] calls and saves
+/// [`CircuitBreaker::export`]. The window is not part of the record: the fleet windows its
+/// batched counts itself and hands the totals to [`CircuitBreaker::ingest`].
+///
+/// Timestamps are nanoseconds on the caller's clock, as everywhere in levee-core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerRecord {
+    /// The state.
+    pub state: State,
+    /// Bumps on every transition; permits from another generation are ignored.
+    pub generation: u64,
+    /// Failures in a row (always 0 for a fleet breaker, which sees counts, not sequences).
+    pub consecutive_failures: u32,
+    /// `observe` mode.
+    pub observe: bool,
+    /// When `open` ends, in clock nanoseconds.
+    pub open_until_nanos: u64,
+    /// The current capped, un-jittered open wait.
+    pub capped_wait_nanos: u64,
+    /// When `half_open` began, in clock nanoseconds.
+    pub half_open_since_nanos: u64,
+    /// Probes admitted in `half_open`.
+    pub probes_admitted: u32,
+    /// Probes that reported.
+    pub probes_reported: u32,
+    /// Probes that failed (failure or timeout).
+    pub probe_failures: u32,
+    /// Probes that were slow.
+    pub probe_slow: u32,
+}
+
+/// A [`Permit`] as plain data, so that a probe permit can be held across processes (the
+/// registry's probe leases) and handed back to a restored breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermitRecord {
+    /// The breaker generation the permit was granted in.
+    pub generation: u64,
+    /// True for a half-open probe.
+    pub probe: bool,
+}
+
+impl Permit {
+    /// The permit as plain data.
+    pub fn to_record(&self) -> PermitRecord {
+        PermitRecord {
+            generation: self.generation,
+            probe: self.probe,
+        }
+    }
+
+    /// A permit rebuilt from [`Permit::to_record`]. A record from another generation than the
+    /// breaker's current one is ignored by `record`, like any stale permit.
+    pub fn from_record(record: PermitRecord) -> Permit {
+        Permit {
+            generation: record.generation,
+            probe: record.probe,
+            shadow_rejected: false,
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// The state machine as plain data (the window is not included; see [`BreakerRecord`]).
+    pub fn export(&self) -> BreakerRecord {
+        let control = self.lock();
+        let (state, generation) = unpack(self.state.load(Ordering::Acquire));
+        BreakerRecord {
+            state,
+            generation,
+            consecutive_failures: self.consecutive.load(Ordering::Acquire),
+            observe: self.observe.load(Ordering::Acquire),
+            open_until_nanos: control.open_until.as_nanos(),
+            capped_wait_nanos: control.capped_wait_nanos,
+            half_open_since_nanos: control.half_open_since.as_nanos(),
+            probes_admitted: control.probes_admitted,
+            probes_reported: control.probes_reported,
+            probe_failures: control.probe_failures,
+            probe_slow: control.probe_slow,
+        }
+    }
+
+    /// A breaker in the state `record` describes, with an empty window. Fails with the
+    /// validation message for an impossible config.
+    pub fn restore(
+        key: impl Into<Arc<str>>,
+        config: BreakerConfig,
+        random: Arc<dyn RandomSource>,
+        record: &BreakerRecord,
+    ) -> Result<Self, String> {
+        let breaker = CircuitBreaker::new(key, config, random)?;
+        {
+            let mut control = breaker.lock();
+            control.open_until = Timestamp::from_nanos(record.open_until_nanos);
+            control.capped_wait_nanos = record.capped_wait_nanos;
+            control.half_open_since = Timestamp::from_nanos(record.half_open_since_nanos);
+            control.probes_admitted = record.probes_admitted;
+            control.probes_reported = record.probes_reported;
+            control.probe_failures = record.probe_failures;
+            control.probe_slow = record.probe_slow;
+        }
+        breaker
+            .consecutive
+            .store(record.consecutive_failures, Ordering::Release);
+        breaker.observe.store(record.observe, Ordering::Release);
+        breaker.publish(record.state, record.generation);
+        Ok(breaker)
+    }
+
+    /// Evaluates the rate rules of SPEC §2 against totals the caller windowed itself — the
+    /// registry's fleet totals, aggregated from many instances' batched reports — and opens a
+    /// closed breaker when a rate reaches its threshold (at least `minimum_calls` counted).
+    ///
+    /// `consecutive_failures` is never evaluated here: batched counts carry no order, so a
+    /// streak cannot be known. Does nothing unless the breaker is `closed`; the breaker's own
+    /// window is left untouched.
+    pub fn ingest(&self, totals: Totals, now: Timestamp) -> Option<Transition> {
+        let (state, generation) = unpack(self.state.load(Ordering::Acquire));
+        if state != State::Closed {
+            return None;
+        }
+        let reason = self.trip_reason(totals, 0)?;
+        self.open_from_closed(generation, reason, now)
     }
 }
 
