@@ -1,5 +1,8 @@
 //! The shape of the config file (SPEC §12). Every key has the SPEC default, so a minimal file
 //! needs only `listeners`, `upstreams` and `routes`. Unknown keys are errors everywhere.
+//!
+//! Every type derives `PartialEq`, so a reload can compare the running config with the new one
+//! (`old == new`, or [`crate::diff`] for what changed) and skip work when nothing did.
 //! Policy blocks (`breaker`, `bulkhead`, `retry`, `rate_limit`) are levee-core's own config
 //! types, so the file, the vectors and the Go SDK share one shape.
 
@@ -86,7 +89,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { address: "127.0.0.1:9901".into(), token_env: "LEVEE_ADMIN_TOKEN".into() }
+        AdminConfig {
+            address: "127.0.0.1:9901".into(),
+            token_env: "LEVEE_ADMIN_TOKEN".into(),
+        }
     }
 }
 
@@ -193,7 +199,10 @@ pub struct DrainConfig {
 
 impl Default for DrainConfig {
     fn default() -> Self {
-        DrainConfig { delay: Duration::from_secs(5), timeout: Duration::from_secs(30) }
+        DrainConfig {
+            delay: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -357,6 +366,17 @@ pub struct RouteConfig {
     /// At this degradation level or above the route is shed (SPEC §10).
     #[serde(default)]
     pub shed_at_level: Option<u8>,
+}
+
+impl RouteConfig {
+    /// The route's name: `name`, or `route<N>` with N the 1-based position of the route
+    /// (`index` is 0-based). Every consumer uses this, so logs, metrics and breaker keys agree.
+    pub fn name_or_default(&self, index: usize) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("route{}", index + 1),
+        }
+    }
 }
 
 /// Route match conditions.

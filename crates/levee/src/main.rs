@@ -1,6 +1,7 @@
 //! `levee`: the command line. Wiring only — every policy decision lives in `levee-core`.
 
 mod check;
+mod registry;
 mod run;
 mod simulate;
 
@@ -24,6 +25,9 @@ enum Command {
     /// Replays a scripted outage of one upstream through Levee's policies on a virtual clock
     /// and prints what the breaker, bulkhead and retry budget decided, second by second.
     Simulate(simulate::Args),
+    /// Runs the fleet registry: shared breaker state, probe leases, overrides, toggles,
+    /// degradation levels and policies (tokens from LEVEE_REGISTRY_*_TOKEN).
+    Registry(registry::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(&args),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
+        Command::Registry(args) => registry::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

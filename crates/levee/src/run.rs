@@ -1,4 +1,7 @@
-//! `levee run --config FILE` (being written).
+//! `levee run --config FILE`: logging, a tokio runtime, and levee-proxy's daemon lifecycle
+//! (listeners, admin API, hot reload, SIGTERM drain). Wiring only.
+
+use levee_proxy::daemon;
 
 /// Options of `levee run`.
 #[derive(clap::Args, Debug)]
@@ -6,8 +9,25 @@ pub struct Args {
     /// The config file.
     #[arg(long, short)]
     pub config: std::path::PathBuf,
+    /// Human-readable logs instead of JSON lines (for a terminal).
+    #[arg(long)]
+    pub log_text: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
-    Err(format!("levee run --config {}: not available in this build yet", args.config.display()))
+    levee_telemetry::init_logging(!args.log_text).map_err(|e| e.to_string())?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime
+        .block_on(daemon::run(daemon::Options::new(args.config)))
+        .map_err(|e| e.to_string())
 }
