@@ -1,0 +1,100 @@
+//! One JSON log line per request (SPEC §11), written when the request is over: when its
+//! response body has been sent, or when the client went away. It is emitted from `Drop`, so a
+//! request that is cancelled half-way still gets its line (outcome `cancelled`).
+//!
+//! The line is an event inside the request span levee-telemetry opens, so it carries the
+//! `trace_id`, `request_id`, method and path of the span besides its own fields.
+
+use levee_core::Outcome;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::time::Instant;
+
+/// What the line says; filled in as the request goes.
+#[derive(Debug, Default)]
+struct Fields {
+    status: Option<u16>,
+    outcome: Option<Outcome>,
+    code: Option<&'static str>,
+    endpoint: Option<String>,
+    attempts: u32,
+    fallback: Option<&'static str>,
+}
+
+/// The request's log line, shared between the handler and the response body.
+#[derive(Clone)]
+pub struct AccessLog(Arc<Inner>);
+
+struct Inner {
+    span: tracing::Span,
+    started: Instant,
+    fields: Mutex<Fields>,
+}
+
+impl AccessLog {
+    /// Starts the line of a request running in `span`.
+    pub fn new(span: tracing::Span) -> Self {
+        AccessLog(Arc::new(Inner {
+            span,
+            started: Instant::now(),
+            fields: Mutex::new(Fields::default()),
+        }))
+    }
+
+    fn fields(&self) -> MutexGuard<'_, Fields> {
+        self.0.fields.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The request span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.0.span
+    }
+
+    /// The answer's status and the call's outcome.
+    pub fn respond(&self, status: u16, outcome: Outcome) {
+        let mut f = self.fields();
+        f.status = Some(status);
+        f.outcome = Some(outcome);
+        self.0.span.record("status", status);
+        self.0.span.record("outcome", outcome.as_str());
+    }
+
+    /// The SPEC §7 code Levee answered with, if any.
+    pub fn code(&self, code: &'static str) {
+        self.fields().code = Some(code);
+    }
+
+    /// An attempt went to `endpoint`.
+    pub fn attempt(&self, endpoint: &str) {
+        let mut f = self.fields();
+        f.attempts += 1;
+        f.endpoint = Some(endpoint.to_string());
+    }
+
+    /// A fallback of `kind` was served.
+    pub fn fallback(&self, kind: &'static str) {
+        self.fields().fallback = Some(kind);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let f = self.fields.get_mut().unwrap_or_else(|p| p.into_inner());
+        let outcome = match (f.status, f.outcome) {
+            (Some(_), Some(o)) => o.as_str(),
+            _ => Outcome::Cancelled.as_str(),
+        };
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let _entered = self.span.enter();
+        tracing::info!(
+            target: "levee::access",
+            status = f.status.unwrap_or(499),
+            outcome,
+            code = f.code.unwrap_or(""),
+            endpoint = f.endpoint.as_deref().unwrap_or(""),
+            attempts = f.attempts,
+            fallback = f.fallback.unwrap_or(""),
+            duration_ms,
+            "request"
+        );
+    }
+}

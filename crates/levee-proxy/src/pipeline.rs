@@ -1,0 +1,745 @@
+//! The life of one proxied request, in order:
+//!
+//! 1. **Trace and ids**: continue or start the W3C trace, keep or create `x-request-id`, open
+//!    the request span every log line of the request belongs to.
+//! 2. **Route**: the first matching route; none → `404`.
+//! 3. **Levee headers**: `levee-criticality` (else the route's class) and the inbound deadline;
+//!    a malformed one → `400 bad_request`. The deadline is the shorter of the route `timeout`
+//!    and the inbound time; already spent → `504 deadline_exceeded` before any upstream work.
+//! 4. **Rate limit** → `429 rate_limited` with `Retry-After`.
+//! 5. **Body**: over `max_body_bytes` by its length → `413`; small bodies are read now so
+//!    retries can replay them (see `body`).
+//! 6. **Bulkhead** of the route's partition, by criticality; queued calls wait at most
+//!    `max_wait` and never past the deadline → `503 bulkhead_full`.
+//! 7. **Attempts**: for each, a breaker permit (open → `503 circuit_open` with `Retry-After`),
+//!    an endpoint from the balancer (none → `502 upstream_unavailable`), the outbound deadline
+//!    header rewritten with what is left, and the attempt bounded by the per-try timeout and
+//!    the deadline (→ `504 upstream_timeout`; the upstream request is dropped, which closes it).
+//!    Each attempt's outcome goes to the breaker, the endpoint (latency, outlier ejection) and
+//!    the metrics; then levee-core's `retry::decide` says whether to try again (budget,
+//!    idempotency, backoff with jitter, `Retry-After`, deadline).
+//! 8. **Answer**: a successful response streams back (a copy of cacheable GETs is kept for
+//!    `stale_if_error`); otherwise the route's fallbacks are tried in order — stale, then
+//!    static — and then the upstream's own failure response if there is one, else the SPEC §7
+//!    envelope.
+//!
+//! Decisions where SPEC is silent:
+//! - Fallbacks answer upstream-side failures only. A request refused for the client's own
+//!   sake (`bad_request`, `rate_limited`) gets the envelope: serving it stale would defeat the
+//!   limit and hide the client's mistake.
+//! - A failure-classified upstream response that no fallback replaces is returned as it is
+//!   (the client learns more from the real 503 than from an envelope); the fallback `reason`
+//!   for such a response is `upstream_unavailable`.
+//! - An attempt that outlives the deadline is `upstream_timeout` (the upstream was slow);
+//!   `deadline_exceeded` is kept for deadlines spent before the call or while backing off.
+//! - The deadline bounds the wait for the response head, not the streaming of its body:
+//!   long-lived streams (gRPC server streaming) are bounded by the deadline the upstream
+//!   receives in its header.
+//! - Request bodies that stream (unknown or large length, gRPC) are sent once and never
+//!   retried; bodies up to `limits.retry_buffer_bytes` with a known length are buffered.
+
+use crate::access_log::AccessLog;
+use crate::attempt::{self, AttemptEnd, AttemptRecord, Outbound};
+use crate::body::{self, BodyFaultKind, ProxyBody, ReadError, RequestBody};
+use crate::forwarding;
+use crate::matcher;
+use crate::observe;
+use crate::proxy::Shared;
+use crate::responses;
+use crate::runtime::Route;
+use crate::stale::{CachingBody, StaleCache};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH};
+use http::request::Parts;
+use http::{Response, StatusCode, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+use levee_config::LimitsConfig;
+use levee_core::breaker::State;
+use levee_core::bulkhead::{Acquire, BulkheadPermit};
+use levee_core::deadline::{effective_deadline, Deadline};
+use levee_core::names::header;
+use levee_core::outcome::AttemptResult;
+use levee_core::rate_limit::RateDecision;
+use levee_core::retry::{
+    decide, is_idempotent, parse_retry_after, GiveUpReason, RetryDecision, RetryInput,
+};
+use levee_core::time::SystemClock;
+use levee_core::{Clock, Criticality, ErrorCode, Outcome};
+use levee_http::{DegradedKind, TraceContext};
+use std::any::Any;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
+
+/// What the proxy knows about the connection a request came on.
+#[derive(Clone, Debug, Default)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// True on a TLS listener.
+    pub tls: bool,
+}
+
+/// Things that must live exactly as long as the response body: the bulkhead slot, the
+/// endpoint's in-flight count, the drain count and the access log line.
+type Guards = Vec<Box<dyn Any + Send + Sync>>;
+
+/// Handles one request from a listener.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    request: http::Request<Incoming>,
+    extra: Guards,
+) -> Response<ProxyBody> {
+    let trace = TraceContext::from_headers(request.headers());
+    let (mut parts, body) = request.into_parts();
+    let request_id = levee_http::request_id::ensure_request_id(&mut parts.headers);
+    let span = levee_telemetry::request_span(
+        &trace,
+        request_id.to_str().unwrap_or(""),
+        parts.method.as_str(),
+        parts.uri.path(),
+    );
+    let log = AccessLog::new(span.clone());
+    let mut guards: Guards = extra;
+    guards.push(Box::new(shared.drain.begin()));
+    guards.push(Box::new(log.clone()));
+    let version = parts.version;
+    let draining = shared.drain.is_draining();
+    let call = Call {
+        shared,
+        conn,
+        trace,
+        log,
+        guards,
+    };
+    let (mut response, guards) = call.run(parts, body).instrument(span).await;
+    let headers = response.headers_mut();
+    headers.insert(header::REQUEST_ID, request_id);
+    if draining && version < Version::HTTP_2 {
+        // Moves keep-alive clients to a fresh connection, which the next instance will take.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response.map(|inner| {
+        body::boxed(Attached {
+            inner,
+            _guards: guards,
+        })
+    })
+}
+
+/// One request in progress.
+struct Call {
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    trace: TraceContext,
+    log: AccessLog,
+    guards: Guards,
+}
+
+/// The final answer of the attempts.
+struct Ended {
+    end: AttemptEnd,
+    give_up: Option<GiveUpReason>,
+}
+
+impl Call {
+    async fn run(mut self, parts: Parts, body: Incoming) -> (Response<ProxyBody>, Guards) {
+        let response = self.route_and_call(parts, body).await;
+        (response, self.guards)
+    }
+
+    fn trace_id(&self) -> String {
+        self.trace.trace_id.to_hex()
+    }
+
+    /// Levee's own refusal, no fallback.
+    fn refuse(
+        &self,
+        code: ErrorCode,
+        upstream: &str,
+        retry_after: Option<Duration>,
+    ) -> Response<ProxyBody> {
+        self.log.code(code.as_str());
+        self.log.respond(code.status(), Outcome::Rejected);
+        responses::problem(code, upstream, retry_after, &self.trace_id())
+    }
+
+    fn plain(&self, status: StatusCode, detail: &str) -> Response<ProxyBody> {
+        self.log.respond(status.as_u16(), Outcome::Rejected);
+        responses::plain(status, detail, &self.trace_id())
+    }
+
+    async fn route_and_call(&mut self, parts: Parts, body: Incoming) -> Response<ProxyBody> {
+        let runtime = self.shared.runtime();
+        let Some(route) = runtime
+            .route(&parts.method, &parts.uri, &parts.headers)
+            .cloned()
+        else {
+            return self.plain(StatusCode::NOT_FOUND, "No route matches this request.");
+        };
+        drop(runtime);
+        let span = self.log.span();
+        span.record("route", route.name.as_str());
+        span.record("upstream", route.upstream.name());
+        let upstream = route.upstream.name();
+
+        let class = match levee_http::headers::criticality(&parts.headers) {
+            Ok(class) => class.unwrap_or(route.config.criticality),
+            Err(e) => {
+                tracing::info!(error = %e, "malformed Levee header");
+                return self.refuse(ErrorCode::BadRequest, upstream, None);
+            }
+        };
+        let inbound = match levee_http::headers::inbound_deadline(&parts.headers) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::info!(error = %e, "malformed Levee header");
+                return self.refuse(ErrorCode::BadRequest, upstream, None);
+            }
+        };
+        let clock = SystemClock;
+        let deadline = effective_deadline(route.config.timeout, inbound)
+            .map(|d| Deadline::after(clock.now(), d));
+        if deadline.is_some_and(|d| d.is_spent(clock.now())) {
+            return self.degrade(&route, &parts, ErrorCode::DeadlineExceeded, None, None);
+        }
+
+        if let Some(limiter) = &route.rate_limiter {
+            let key = limiter
+                .config()
+                .key
+                .as_ref()
+                .and_then(|k| k.header())
+                .and_then(|name| parts.headers.get(name))
+                .map(HeaderValue::as_bytes);
+            if let RateDecision::Limited { retry_after } = limiter.acquire(key, clock.now()) {
+                self.shared.metrics.rate_limited(&route.name);
+                return self.refuse(ErrorCode::RateLimited, upstream, Some(retry_after));
+            }
+        }
+
+        let limits = self.shared.runtime().config.limits.clone();
+        let mut request_body = match self.prepare_body(&parts, body, &limits).await {
+            Ok(b) => b,
+            Err(response) => return response,
+        };
+
+        let permit = match self.admit(&route, class, deadline).await {
+            Ok(permit) => permit,
+            Err(code) => return self.degrade(&route, &parts, code, None, None),
+        };
+        observe::bulkhead_gauges(&self.shared.metrics, &route.partition, &route.bulkhead);
+        let slot = SlotGuard {
+            permit: Some(permit),
+            outcome: Outcome::Cancelled,
+            metrics: Arc::clone(&self.shared.metrics),
+            partition: route.partition.clone(),
+            bulkhead: route.bulkhead.clone(),
+        };
+
+        route.budget.deposit(clock.now());
+        let ended = match self
+            .attempts(&route, &parts, &mut request_body, deadline)
+            .await
+        {
+            Ok(ended) => ended,
+            Err(response) => {
+                self.guards.push(Box::new(slot));
+                return response;
+            }
+        };
+        self.answer(&route, &parts, ended, slot)
+    }
+
+    /// Reads small bodies whole (for retries) and wraps the others in their limits.
+    async fn prepare_body(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        limits: &LimitsConfig,
+    ) -> Result<RequestBody, Response<ProxyBody>> {
+        let length = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if length.is_some_and(|n| n > limits.max_body_bytes) {
+            return Err(self.plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is larger than this server accepts.",
+            ));
+        }
+        if body.is_end_stream() {
+            return Ok(RequestBody::Buffered(bytes::Bytes::new()));
+        }
+        let small = length.is_some_and(|n| n <= limits.retry_buffer_bytes as u64);
+        if small && !levee_http::headers::is_grpc(&parts.headers) {
+            return match body::read_limited(body, limits.max_body_bytes, limits.body_timeout).await
+            {
+                Ok(bytes) => Ok(RequestBody::Buffered(bytes)),
+                Err(ReadError::Limit(kind)) => Err(self.body_fault(kind)),
+                Err(ReadError::Client(e)) => {
+                    tracing::info!(error = %e, "client failed while sending the body");
+                    Err(self.plain(
+                        StatusCode::BAD_REQUEST,
+                        "The request body could not be read.",
+                    ))
+                }
+            };
+        }
+        Ok(RequestBody::streamed(
+            body,
+            limits.max_body_bytes,
+            limits.body_timeout,
+        ))
+    }
+
+    fn body_fault(&self, kind: BodyFaultKind) -> Response<ProxyBody> {
+        match kind {
+            BodyFaultKind::TooLarge => self.plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is larger than this server accepts.",
+            ),
+            BodyFaultKind::TooSlow => self.plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body was not sent in time.",
+            ),
+        }
+    }
+
+    /// Waits for a bulkhead slot; `Err` with the code to answer.
+    async fn admit(
+        &self,
+        route: &Route,
+        class: Criticality,
+        deadline: Option<Deadline>,
+    ) -> Result<BulkheadPermit, ErrorCode> {
+        let clock = SystemClock;
+        let metrics = &self.shared.metrics;
+        let rejected = |r: levee_core::bulkhead::Rejection| {
+            metrics.bulkhead_rejection(&route.partition, r.class, r.reason);
+            tracing::info!(partition = %route.partition, criticality = %r.class, reason = %r.reason, "bulkhead rejected the call");
+            ErrorCode::BulkheadFull
+        };
+        let mut queued = match route.bulkhead.try_acquire(class, clock.now()) {
+            Acquire::Permitted(permit) => return Ok(permit),
+            Acquire::Rejected(r) => return Err(rejected(r)),
+            Acquire::Queued(q) => q,
+        };
+        observe::bulkhead_gauges(metrics, &route.partition, &route.bulkhead);
+        loop {
+            let now = clock.now();
+            let queue_left = queued.deadline().saturating_since(now);
+            let deadline_left = deadline.map(|d| d.remaining(now));
+            let wait = deadline_left.map_or(queue_left, |d| d.min(queue_left));
+            tokio::select! {
+                result = &mut queued => return result.map_err(rejected),
+                _ = tokio::time::sleep(wait) => {
+                    let now = clock.now();
+                    if deadline.is_some_and(|d| d.is_spent(now)) {
+                        return Err(ErrorCode::DeadlineExceeded);
+                    }
+                    route.bulkhead.expire_waiting(now);
+                    if let Some(result) = queued.try_take() {
+                        return result.map_err(rejected);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The attempt loop. `Err` is an answer decided before any attempt ended (circuit open on
+    /// the first try, or a client body fault).
+    async fn attempts(
+        &mut self,
+        route: &Arc<Route>,
+        parts: &Parts,
+        request_body: &mut RequestBody,
+        deadline: Option<Deadline>,
+    ) -> Result<Ended, Response<ProxyBody>> {
+        let clock = SystemClock;
+        let metrics = Arc::clone(&self.shared.metrics);
+        let upstream = &route.upstream;
+        let idempotent = is_idempotent(
+            parts.method.as_str(),
+            parts.headers.contains_key(header::IDEMPOTENCY_KEY),
+        );
+        let mut attempts = 0u32;
+        let mut previous_backoff = None;
+        let mut last: Option<AttemptEnd> = None;
+        loop {
+            let acquired = route.breaker.acquire(clock.now());
+            if let Some(t) = &acquired.transition {
+                observe::transition(&metrics, t);
+            }
+            let permit = match acquired.result {
+                Ok(permit) => permit,
+                Err(rejection) => {
+                    return match last {
+                        Some(end) => Ok(Ended {
+                            end,
+                            give_up: Some(GiveUpReason::CircuitOpen),
+                        }),
+                        None => Err(self.degrade(
+                            route,
+                            parts,
+                            ErrorCode::CircuitOpen,
+                            rejection.retry_after,
+                            None,
+                        )),
+                    };
+                }
+            };
+            let record = AttemptRecord::new(
+                Arc::clone(&route.breaker),
+                permit,
+                Arc::clone(&metrics),
+                &route.endpoint_key,
+            );
+            let remaining = deadline.map(|d| d.remaining(clock.now()));
+            if remaining == Some(Duration::ZERO) {
+                record.finish(Outcome::Rejected);
+                return match last {
+                    Some(end) => Ok(Ended {
+                        end,
+                        give_up: Some(GiveUpReason::DeadlineExceeded),
+                    }),
+                    None => {
+                        Err(self.degrade(route, parts, ErrorCode::DeadlineExceeded, None, None))
+                    }
+                };
+            }
+            let Some(body) = request_body.take_for_attempt() else {
+                record.finish(Outcome::Rejected);
+                break;
+            };
+            attempts += 1;
+            let end = match upstream.pick(clock.now()) {
+                None => {
+                    self.log.attempt("");
+                    drop(body);
+                    let end = AttemptEnd::Failed {
+                        result: AttemptResult::ConnectFailure,
+                        outcome: Outcome::Failure,
+                        detail: "no endpoint is healthy".into(),
+                    };
+                    record.finish(end.outcome());
+                    end
+                }
+                Some(chosen) => {
+                    self.log.attempt(chosen.endpoint.address());
+                    let out = Outbound {
+                        parts,
+                        body,
+                        trace: &self.trace,
+                        remaining,
+                        client: self.conn.peer,
+                        tls: self.conn.tls,
+                    };
+                    let request = match attempt::build_request(upstream, &chosen, out) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            record.finish(Outcome::Ignored);
+                            tracing::info!(error = %e, "request cannot be forwarded");
+                            return Err(self.plain(
+                                StatusCode::BAD_REQUEST,
+                                "The request cannot be forwarded.",
+                            ));
+                        }
+                    };
+                    let per_try = route.config.retry.per_try_timeout;
+                    let timeout = match (per_try, remaining) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let end = attempt::send(upstream, request, timeout).await;
+                    let elapsed = record.elapsed();
+                    if let (AttemptEnd::Failed { .. }, Some(kind)) = (&end, request_body.fault()) {
+                        // The client broke a body limit: not the upstream's failure.
+                        record.finish(Outcome::Ignored);
+                        return Err(self.body_fault(kind));
+                    }
+                    record.finish(end.outcome());
+                    upstream.record(
+                        &chosen.endpoint,
+                        end.outcome().is_failure(),
+                        elapsed,
+                        clock.now(),
+                    );
+                    if let AttemptEnd::Failed { detail, result, .. } = &end {
+                        tracing::info!(endpoint = %chosen.endpoint.address(), result = %result.label(), error = %detail, "attempt failed");
+                    }
+                    if matches!(end, AttemptEnd::Response { .. }) && !end.outcome().is_failure() {
+                        // Keep the endpoint's in-flight count until the body is sent.
+                        self.guards.push(Box::new(chosen.in_flight));
+                    }
+                    end
+                }
+            };
+            if !end.outcome().is_failure() {
+                return Ok(Ended { end, give_up: None });
+            }
+            if !request_body.replayable() {
+                return Ok(Ended { end, give_up: None });
+            }
+            let retry_after = match &end {
+                AttemptEnd::Response { response, .. } => response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, unix_now())),
+                AttemptEnd::Failed { .. } => None,
+            };
+            let now = clock.now();
+            let input = RetryInput {
+                attempts_made: attempts,
+                result: end.result(),
+                idempotent,
+                remaining: deadline.map(|d| d.remaining(now)),
+                breaker_open: matches!(route.breaker.state(), State::Open | State::ForcedOpen),
+                retry_after,
+                previous_backoff,
+            };
+            match decide(
+                &route.config.retry,
+                &input,
+                &route.budget,
+                now,
+                self.shared.random.as_ref(),
+            ) {
+                RetryDecision::Retry { after, backoff } => {
+                    metrics.retry(&route.endpoint_key, end.result());
+                    previous_backoff = Some(backoff);
+                    tracing::info!(attempt = attempts, wait_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX), result = %end.result().label(), "retrying");
+                    last = Some(end);
+                    tokio::time::sleep(after).await;
+                }
+                RetryDecision::GiveUp { reason } => {
+                    if reason == GiveUpReason::RetryBudgetExhausted {
+                        metrics.retry_budget_exhausted(&route.endpoint_key);
+                    }
+                    return Ok(Ended {
+                        end,
+                        give_up: Some(reason),
+                    });
+                }
+            }
+        }
+        match last {
+            Some(end) => Ok(Ended { end, give_up: None }),
+            None => Err(self.refuse(ErrorCode::UpstreamUnavailable, route.upstream.name(), None)),
+        }
+    }
+
+    /// Turns the attempts' result into the client's answer.
+    fn answer(
+        &mut self,
+        route: &Arc<Route>,
+        parts: &Parts,
+        ended: Ended,
+        mut slot: SlotGuard,
+    ) -> Response<ProxyBody> {
+        let outcome = ended.end.outcome();
+        slot.outcome = outcome;
+        self.guards.push(Box::new(slot));
+        match ended.end {
+            AttemptEnd::Response { response, .. } if !outcome.is_failure() => {
+                self.relay(route, parts, response, outcome)
+            }
+            AttemptEnd::Response { response, .. } => {
+                let retry_after = self.breaker_wait(route);
+                self.degrade(
+                    route,
+                    parts,
+                    ErrorCode::UpstreamUnavailable,
+                    retry_after,
+                    Some(response),
+                )
+            }
+            AttemptEnd::Failed { result, .. } => {
+                let code = match (ended.give_up, result) {
+                    (Some(GiveUpReason::CircuitOpen), _) => ErrorCode::CircuitOpen,
+                    (Some(GiveUpReason::RetryBudgetExhausted), _) => {
+                        ErrorCode::RetryBudgetExhausted
+                    }
+                    (_, AttemptResult::Timeout) => ErrorCode::UpstreamTimeout,
+                    (
+                        Some(
+                            GiveUpReason::DeadlineExceeded
+                            | GiveUpReason::RetryAfterExceedsDeadline,
+                        ),
+                        _,
+                    ) => ErrorCode::DeadlineExceeded,
+                    _ => ErrorCode::UpstreamUnavailable,
+                };
+                let retry_after = self.breaker_wait(route);
+                self.degrade(route, parts, code, retry_after, None)
+            }
+        }
+    }
+
+    /// Time until the route's breaker probes again, when it is open.
+    fn breaker_wait(&self, route: &Route) -> Option<Duration> {
+        route.breaker.snapshot(SystemClock.now()).open_remaining
+    }
+
+    /// Streams the upstream's answer back, keeping a stale copy of cacheable GETs.
+    fn relay(
+        &self,
+        route: &Arc<Route>,
+        parts: &Parts,
+        response: Response<Incoming>,
+        outcome: Outcome,
+    ) -> Response<ProxyBody> {
+        let (mut head, body) = response.into_parts();
+        forwarding::strip_hop_by_hop(&mut head.headers);
+        head.version = parts.version;
+        self.log.respond(head.status.as_u16(), outcome);
+        let body = match &route.stale {
+            Some(cache)
+                if StaleCache::request_is_cacheable(&parts.method)
+                    && StaleCache::response_is_cacheable(head.status, &head.headers) =>
+            {
+                let key = StaleCache::key(
+                    matcher::request_host(&parts.uri, &parts.headers),
+                    &parts.uri,
+                );
+                body::boxed(CachingBody::new(
+                    body,
+                    Arc::clone(cache),
+                    key,
+                    head.status,
+                    head.headers.clone(),
+                ))
+            }
+            _ => body::boxed(body),
+        };
+        Response::from_parts(head, body)
+    }
+
+    /// The answer for a call that did not succeed: the route's fallbacks in order, then the
+    /// upstream's own failure response, then the envelope.
+    fn degrade(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        code: ErrorCode,
+        retry_after: Option<Duration>,
+        upstream_response: Option<Response<Incoming>>,
+    ) -> Response<ProxyBody> {
+        let route_metrics = &self.shared.metrics;
+        if let Some(cache) = &route.stale {
+            if StaleCache::request_is_cacheable(&parts.method) {
+                let key = StaleCache::key(
+                    matcher::request_host(&parts.uri, &parts.headers),
+                    &parts.uri,
+                );
+                if let Some((cached, age)) = cache.get(&key, SystemClock.now()) {
+                    route_metrics.fallback(&route.name, DegradedKind::Stale);
+                    tracing::warn!(
+                        reason = code.as_str(),
+                        age_s = age.as_secs(),
+                        "served stale fallback"
+                    );
+                    self.log.code(code.as_str());
+                    self.log.fallback("stale");
+                    self.log.respond(cached.status.as_u16(), Outcome::Failure);
+                    let mut response = responses::stale(cached, age, code);
+                    *response.version_mut() = parts.version;
+                    return response;
+                }
+            }
+        }
+        if let Some(fallback) = route.static_fallback() {
+            route_metrics.fallback(&route.name, DegradedKind::Static);
+            tracing::warn!(reason = code.as_str(), "served static fallback");
+            self.log.code(code.as_str());
+            self.log.fallback("static");
+            self.log.respond(fallback.status, Outcome::Failure);
+            return responses::static_fallback(fallback, code);
+        }
+        if let Some(response) = upstream_response {
+            let mut relayed = self.relay_failure(parts, response);
+            if let Some(wait) = retry_after {
+                if !relayed.headers().contains_key(http::header::RETRY_AFTER) {
+                    relayed.headers_mut().insert(
+                        http::header::RETRY_AFTER,
+                        HeaderValue::from(levee_core::error::retry_after_seconds(wait)),
+                    );
+                }
+            }
+            return relayed;
+        }
+        self.log.code(code.as_str());
+        let outcome = match code {
+            ErrorCode::UpstreamTimeout => Outcome::Timeout,
+            ErrorCode::UpstreamUnavailable => Outcome::Failure,
+            _ => Outcome::Rejected,
+        };
+        self.log.respond(code.status(), outcome);
+        responses::problem(code, route.upstream.name(), retry_after, &self.trace_id())
+    }
+
+    fn relay_failure(&self, parts: &Parts, response: Response<Incoming>) -> Response<ProxyBody> {
+        let (mut head, body) = response.into_parts();
+        forwarding::strip_hop_by_hop(&mut head.headers);
+        head.version = parts.version;
+        self.log.respond(head.status.as_u16(), Outcome::Failure);
+        Response::from_parts(head, body::boxed(body))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Holds a bulkhead slot until the response body is done, then completes it with the call's
+/// outcome (the adaptive limit's sample) and refreshes the partition's gauges.
+struct SlotGuard {
+    permit: Option<BulkheadPermit>,
+    outcome: Outcome,
+    metrics: Arc<levee_telemetry::Metrics>,
+    partition: String,
+    bulkhead: levee_core::bulkhead::Bulkhead,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            permit.complete(self.outcome, SystemClock.now());
+        }
+        observe::bulkhead_gauges(&self.metrics, &self.partition, &self.bulkhead);
+    }
+}
+
+/// A response body carrying the guards that must live until it is done.
+struct Attached {
+    inner: ProxyBody,
+    _guards: Guards,
+}
+
+impl Body for Attached {
+    type Data = bytes::Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

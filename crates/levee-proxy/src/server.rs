@@ -1,0 +1,371 @@
+//! Listeners and connections: tokio + hyper 1 through hyper-util's `auto` builder, so a
+//! plaintext listener speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port,
+//! and a TLS listener negotiates `h2` or `http/1.1` by ALPN.
+//!
+//! Defences against slow and hostile clients (`limits`):
+//! - **connections**: at most `max_connections` per listener; beyond that the listener stops
+//!   accepting until one closes (the kernel's backlog holds the rest) instead of accepting and
+//!   dropping;
+//! - **request head**: `header_read_timeout` for the head (and the TLS handshake), at most
+//!   `max_header_bytes` (hyper answers `431`); malformed heads get hyper's `400`;
+//! - **idle**: a connection with no request in flight for `idle_timeout` is closed gracefully
+//!   (HTTP/1.1 keep-alive connections are also bounded by `header_read_timeout` while they
+//!   wait for the next head, which is hyper's behaviour);
+//! - **HTTP/2**: `h2_max_concurrent_streams` and `h2_max_pending_reset_streams` (the rapid
+//!   reset defence), and the head limit as `max_header_list_size`;
+//! - **bodies**: `max_body_bytes` and `body_timeout`, enforced by the pipeline;
+//! - **panics**: a request whose handling panics is answered `500` and logged; the process and
+//!   the connection's other requests carry on.
+//!
+//! Shutdown is graceful: [`Server::shutdown`] stops the accept loops (closing the listening
+//! sockets), asks every connection to finish what it has in flight and close (HTTP/2 sends
+//! GOAWAY), and waits for them up to a timeout.
+
+use crate::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::pipeline::{self, ConnInfo};
+use crate::proxy::{Proxy, Shared};
+use crate::responses;
+use crate::tls;
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use levee_config::{Config, LimitsConfig};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+/// hyper refuses HTTP/1 read buffers below 8 KiB.
+const MIN_H1_BUFFER: usize = 8 * 1024;
+
+/// A bound, not yet serving, listener.
+pub struct BoundListener {
+    name: String,
+    local_addr: SocketAddr,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl BoundListener {
+    /// The listener's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address it is bound to (the real port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// Binds every listener of `config` (TLS material is loaded here, so a bad file stops the
+/// start rather than the first handshake).
+pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, ProxyError> {
+    let mut bound = Vec::with_capacity(config.listeners.len());
+    for l in &config.listeners {
+        let listener = TcpListener::bind(&l.address)
+            .await
+            .map_err(|source| ProxyError::Bind {
+                listener: l.name.clone(),
+                address: l.address.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+            listener: l.name.clone(),
+            address: l.address.clone(),
+            source,
+        })?;
+        let tls = l.tls.as_ref().map(tls::acceptor).transpose()?;
+        tracing::info!(listener = %l.name, address = %local_addr, tls = tls.is_some(), "listening");
+        bound.push(BoundListener {
+            name: l.name.clone(),
+            local_addr,
+            listener,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+/// The serving listeners.
+pub struct Server {
+    stop: watch::Sender<bool>,
+    accept_loops: Vec<JoinHandle<()>>,
+    connections: Vec<(Arc<Semaphore>, u32)>,
+    addresses: Vec<(String, SocketAddr)>,
+}
+
+impl Server {
+    /// Starts serving `listeners` with `proxy`. Connection limits are read from the config
+    /// running now; changing them needs a restart.
+    pub fn start(proxy: &Proxy, listeners: Vec<BoundListener>) -> Server {
+        let limits = proxy.config().limits.clone();
+        let (stop, _) = watch::channel(false);
+        let mut accept_loops = Vec::new();
+        let mut connections = Vec::new();
+        let mut addresses = Vec::new();
+        let max = u32::try_from(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS))
+            .unwrap_or(u32::MAX);
+        for listener in listeners {
+            let slots = Arc::new(Semaphore::new(max as usize));
+            connections.push((Arc::clone(&slots), max));
+            addresses.push((listener.name.clone(), listener.local_addr));
+            accept_loops.push(tokio::spawn(accept_loop(
+                Arc::clone(&proxy.shared),
+                listener,
+                limits.clone(),
+                slots,
+                stop.subscribe(),
+            )));
+        }
+        Server {
+            stop,
+            accept_loops,
+            connections,
+            addresses,
+        }
+    }
+
+    /// Each listener's name and bound address.
+    pub fn addresses(&self) -> &[(String, SocketAddr)] {
+        &self.addresses
+    }
+
+    /// Stops accepting, asks every connection to finish and close, and waits for them at most
+    /// `timeout`. True when every connection closed in time.
+    pub async fn shutdown(self, timeout: Duration) -> bool {
+        let _ = self.stop.send(true);
+        for handle in self.accept_loops {
+            let _ = handle.await;
+        }
+        let all_closed = async {
+            for (slots, max) in &self.connections {
+                // Every slot back means every connection has closed.
+                let _ = slots.acquire_many(*max).await;
+            }
+        };
+        tokio::time::timeout(timeout, all_closed).await.is_ok()
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    bound: BoundListener,
+    limits: LimitsConfig,
+    slots: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tls = bound.tls.clone();
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = bound.listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors or a connection reset before accept: wait a moment
+                // rather than spin.
+                tracing::warn!(listener = %bound.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        let limits = limits.clone();
+        let tls = tls.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            serve_connection(shared, stream, peer, tls, limits, stop).await;
+        });
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    limits: LimitsConfig,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => {
+            let info = ConnInfo {
+                peer: Some(peer),
+                tls: false,
+            };
+            drive(shared, TokioIo::new(stream), info, limits, stop).await;
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    let info = ConnInfo {
+                        peer: Some(peer),
+                        tls: true,
+                    };
+                    drive(shared, TokioIo::new(stream), info, limits, stop).await;
+                }
+                Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes, shutting it down gracefully on stop or idleness.
+async fn drive<I>(
+    shared: Arc<Shared>,
+    io: TokioIo<I>,
+    info: ConnInfo,
+    limits: LimitsConfig,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_H1_BUFFER))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let activity = Arc::new(Activity::new());
+    let peer = info.peer;
+    let service = {
+        let activity = Arc::clone(&activity);
+        service_fn(move |request: http::Request<Incoming>| {
+            let shared = Arc::clone(&shared);
+            let info = info.clone();
+            let active = activity.begin();
+            async move {
+                let trace_for_panic = request
+                    .headers()
+                    .get(levee_core::names::header::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let handled = AssertUnwindSafe(pipeline::handle(
+                    shared,
+                    info,
+                    request,
+                    vec![Box::new(active)],
+                ))
+                .catch_unwind()
+                .await;
+                Ok::<_, Infallible>(handled.unwrap_or_else(|_| internal_error(&trace_for_panic)))
+            }
+        })
+    };
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        let idle_check = activity.until_idle(limits.idle_timeout);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            _ = tokio::time::sleep(idle_check), if !closing => {
+                if activity.is_idle_for(limits.idle_timeout) {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+fn internal_error(request_id: &str) -> http::Response<ProxyBody> {
+    tracing::error!(request_id, "request handling panicked; answered 500");
+    responses::plain(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "Levee failed while handling this request.",
+        "",
+    )
+}
+
+/// Requests in flight on one connection and when the last one ended.
+struct Activity {
+    active: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            active: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> ActiveRequest {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ActiveRequest(Arc::clone(self))
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_idle_for(&self, limit: Duration) -> bool {
+        self.active.load(Ordering::Acquire) == 0 && self.last().elapsed() >= limit
+    }
+
+    /// How long to sleep before looking again.
+    fn until_idle(&self, limit: Duration) -> Duration {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return limit;
+        }
+        limit
+            .saturating_sub(self.last().elapsed())
+            .max(Duration::from_millis(10))
+    }
+}
+
+/// One request on a connection, until its response body is done.
+struct ActiveRequest(Arc<Activity>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
