@@ -169,7 +169,7 @@ pub fn format(d: Duration) -> String {
         ("ms", 1_000_000),
         ("us", 1_000),
     ] {
-        if nanos != 0 && nanos % size == 0 {
+        if nanos != 0 && nanos.is_multiple_of(size) {
             return format!("{}{unit}", nanos / size);
         }
     }

@@ -32,7 +32,6 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod registry;
-pub mod resp;
 pub mod snapshot;
 pub mod store;
 mod sync;

@@ -7,9 +7,11 @@
 //! as a `snapshot` event). Messages that arrived meanwhile are duplicates by id and dropped.
 //! A jump in ids on the subscription means a message was lost: the session catches up again.
 //!
-//! Loss detection does not wait for TCP: the subscriber sends `PING` every `ping_interval`
-//! and gives up when nothing (message or pong) arrived for `ping_interval + timeout`, so a
-//! frozen or blackholed Redis is noticed within about two seconds. Then the backend is marked
+//! Loss detection does not wait for TCP: the subscriber sends `PING` on its subscription
+//! every `ping_interval` (one at a time) and gives up when a `PING` is not answered within
+//! `timeout`, when nothing (message or pong) arrived for `ping_interval + timeout`, or when
+//! the connection ends, so a frozen or blackholed Redis is noticed within about two seconds
+//! at the defaults (TCP keepalive is only the backstop). Then the backend is marked
 //! down (`/healthz` degraded; writes 503; reads last-known or 503 per fail mode) and the
 //! session is retried every `ping_interval`.
 //!
@@ -19,20 +21,16 @@
 
 use crate::config::FailMode;
 use crate::registry::{Registry, SavedState};
-use crate::resp::Value;
 use crate::store::redis::{parse_event, RedisStore};
+use futures_util::StreamExt;
+use redis::aio::PubSubSink;
+use redis::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// Runs until shutdown.
 pub async fn run(
@@ -70,14 +68,18 @@ pub async fn run(
     }
 }
 
-fn message_payload(value: &Value) -> Option<String> {
-    match value {
-        Value::Array(items) => match items.as_slice() {
-            [kind, _, payload] if kind.text().as_deref() == Some("message") => payload.text(),
-            _ => None,
-        },
-        _ => None,
-    }
+/// A ping in flight on the subscription: its pong, or why there was none.
+type Pong = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+fn ping(sink: &PubSubSink, timeout: Duration) -> Pong {
+    let mut sink = sink.clone();
+    Box::pin(async move {
+        match tokio::time::timeout(timeout, sink.ping::<Value>()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("Redis did not answer a PING: {e}")),
+            Err(_) => Err("Redis did not answer a PING in time".to_string()),
+        }
+    })
 }
 
 async fn session(
@@ -86,15 +88,9 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let config = store.config().clone();
-    let (mut reader, mut writer) = store.subscribe().await.map_err(|e| e.to_string())?;
-    let (tx, mut rx) = mpsc::channel::<Value>(4096);
-    let _reader = AbortOnDrop(tokio::spawn(async move {
-        while let Ok(v) = reader.read().await {
-            if tx.send(v).await.is_err() {
-                break;
-            }
-        }
-    }));
+    // Messages are queued by the crate's reader task from here on, so none published while
+    // catching up is missed.
+    let (sink, mut messages) = store.subscribe().await.map_err(|e| e.to_string())?;
     catch_up(registry, store).await?;
     if !store.set_connected(true) {
         tracing::info!(url = %config.url, "registry connected to Redis");
@@ -104,34 +100,43 @@ async fn session(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let silence = config.ping_interval + config.timeout;
+    let mut pong: Option<Pong> = None;
     loop {
         tokio::select! {
-            value = rx.recv() => {
-                let Some(value) = value else {
+            message = messages.next() => {
+                let Some(message) = message else {
                     return Err("the Redis subscription closed".into());
                 };
                 last_heard = Instant::now();
-                if let Some(message) = message_payload(&value) {
-                    let Some((id, json)) = parse_event(&message) else {
-                        tracing::error!(message, "unreadable event on the Redis channel");
-                        continue;
-                    };
-                    let last = registry.hub().last_id();
-                    if last != 0 && id > last.saturating_add(1) {
-                        catch_up(registry, store).await?;
-                    } else {
-                        registry.hub().publish(id, json);
-                    }
+                let message = String::from_utf8_lossy(message.get_payload_bytes());
+                let Some((id, json)) = parse_event(&message) else {
+                    tracing::error!(%message, "unreadable event on the Redis channel");
+                    continue;
+                };
+                let last = registry.hub().last_id();
+                if last != 0 && id > last.saturating_add(1) {
+                    catch_up(registry, store).await?;
+                } else {
+                    registry.hub().publish(id, json);
                 }
+            }
+            answered = async {
+                match pong.as_mut() {
+                    Some(pong) => pong.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                pong = None;
+                answered?;
+                last_heard = Instant::now();
             }
             _ = ticker.tick() => {
                 if last_heard.elapsed() > silence {
                     return Err(format!("Redis sent nothing for {silence:?}"));
                 }
-                tokio::time::timeout(config.timeout, writer.send(&[b"PING"]))
-                    .await
-                    .map_err(|_| "Redis did not take a PING in time".to_string())?
-                    .map_err(|e| e.to_string())?;
+                if pong.is_none() {
+                    pong = Some(ping(&sink, config.timeout));
+                }
             }
             _ = shutdown.changed() => return Ok(()),
         }

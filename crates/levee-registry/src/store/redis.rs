@@ -21,16 +21,27 @@
 //! increasing even when Redis restarts empty (unless more than 1000 events per second were
 //! written on average since the previous ids began).
 //!
-//! Every call runs on a pooled connection under the configured timeout; a connection that
-//! errs or times out is dropped, never reused.
+//! The client is the `redis` crate; what it does not decide is decided here, and
+//! deliberately: every call, connect included, runs under the configured timeout
+//! (`tokio::time::timeout` around the crate's own connection and response timeouts); all calls
+//! share one multiplexed connection, which is thrown away after any error other than an error
+//! reply, or after a timeout, and made anew by the next call; sockets have TCP keepalive and
+//! no Nagle delay; scripts run as `EVALSHA`, loaded again when Redis answers `NOSCRIPT` (new,
+//! or restarted empty).
 
 use super::{Doc, Kind, Put, RawState, StoreError};
 use crate::config::RedisConfig;
-use crate::resp::{check, Conn, Reader, RedisAddr, RespError, Value, Writer};
+use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use ::redis::io::tcp::{socket2, TcpSettings};
+use ::redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisError, Script, Value,
+};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const WRITE_SCRIPT: &str = r#"
 local mode, arg = ARGV[1], tonumber(ARGV[2])
@@ -83,34 +94,120 @@ end
 return out
 "#;
 
-/// Idle connections kept for reuse.
-const POOL_SIZE: usize = 8;
+static WRITE: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE_SCRIPT));
+static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_SCRIPT));
+static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_SCRIPT));
+
+/// Keepalive finds a peer that vanished without a FIN (a crashed host, a dropped NAT entry)
+/// even on an idle subscription; the subscriber's own pings find it sooner.
+const KEEPALIVE_TIME: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a `redis://` URL in the config must look like.
+fn url_error(url: &str) -> String {
+    format!(
+        "redis url `{url}` is not understood: write redis://host:port, optionally with \
+         :password@ (or user:password@) before the host and /db after the port; \
+         percent-encode any of `@:/?#%` in the password"
+    )
+}
+
+/// Parses `redis://[[user]:password@]host[:port][/db]` into the crate's connection info with
+/// this store's TCP settings (keepalive, no Nagle delay).
+pub fn connection_info(url: &str) -> Result<ConnectionInfo, String> {
+    if !url.starts_with("redis://") {
+        return Err(url_error(url));
+    }
+    let info = url
+        .into_connection_info()
+        .map_err(|e| format!("{} ({e})", url_error(url)))?;
+    match info.addr() {
+        ConnectionAddr::Tcp(host, _) if !host.is_empty() => {}
+        _ => return Err(url_error(url)),
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_TIME)
+        .with_interval(KEEPALIVE_INTERVAL);
+    Ok(info.set_tcp_settings(
+        TcpSettings::default()
+            .set_nodelay(true)
+            .set_keepalive(keepalive),
+    ))
+}
+
+/// The shared connection and the number that tells one from its successors.
+#[derive(Default)]
+struct Slot {
+    conn: Option<(u64, MultiplexedConnection)>,
+    made: u64,
+}
 
 /// See the module docs.
-#[derive(Debug)]
 pub struct RedisStore {
     config: RedisConfig,
-    addr: RedisAddr,
-    pool: Mutex<Vec<Conn>>,
+    client: Client,
+    slot: Mutex<Slot>,
+    /// Held while connecting, so a lost connection is replaced once, not once per caller.
+    connecting: tokio::sync::Mutex<()>,
     connected: AtomicBool,
     ring_size: usize,
 }
 
-fn unavailable(e: RespError) -> StoreError {
-    match e {
-        RespError::Server(m) | RespError::Protocol(m) => StoreError::Corrupt(m),
-        other => StoreError::Unavailable(other.to_string()),
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the client: its connection info holds the password.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.config.prefix)
+            .field("timeout", &self.config.timeout)
+            .field("connected", &self.connected())
+            .field("ring_size", &self.ring_size)
+            .finish_non_exhaustive()
     }
 }
 
+/// Whether an error leaves the connection in a known state: only an error *reply* does (the
+/// exchange completed). Anything else — I/O, a closed connection, an unreadable reply, a
+/// failed login — and the connection is dropped.
+fn keeps_connection(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+}
+
+fn store_error(e: RedisError) -> StoreError {
+    match e.kind() {
+        // Redis answered, or sent something unreadable: not a matter of reachability.
+        ErrorKind::Server(_)
+        | ErrorKind::Extension
+        | ErrorKind::Parse
+        | ErrorKind::UnexpectedReturnType => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(format!("redis connection failed: {e}")),
+    }
+}
+
+fn timed_out() -> StoreError {
+    StoreError::Unavailable("redis did not answer in time".into())
+}
+
 fn text(v: &Value) -> Result<String, StoreError> {
-    v.text()
-        .ok_or_else(|| StoreError::Corrupt(format!("expected text, got {v:?}")))
+    value_text(v).ok_or_else(|| StoreError::Corrupt(format!("expected text, got {v:?}")))
+}
+
+/// A reply as text (bulk or simple string, or integer).
+pub fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(d) => Some(String::from_utf8_lossy(d).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Okay => Some("OK".into()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
 }
 
 fn number(v: &Value) -> Result<u64, StoreError> {
-    v.int()
-        .and_then(|i| u64::try_from(i).ok())
+    let n = match v {
+        Value::Int(i) => Some(*i),
+        other => value_text(other).and_then(|t| t.parse().ok()),
+    };
+    n.and_then(|i| u64::try_from(i).ok())
         .ok_or_else(|| StoreError::Corrupt(format!("expected a number, got {v:?}")))
 }
 
@@ -144,11 +241,13 @@ fn docs_of(value: &Value) -> Result<BTreeMap<String, Doc>, StoreError> {
 impl RedisStore {
     /// A store for `config` (no connection is made yet).
     pub fn new(config: RedisConfig, ring_size: usize) -> Result<RedisStore, String> {
-        let addr = RedisAddr::parse(&config.url).map_err(|e| e.to_string())?;
+        let client = Client::open(connection_info(&config.url)?)
+            .map_err(|e| format!("{} ({e})", url_error(&config.url)))?;
         Ok(RedisStore {
             config,
-            addr,
-            pool: Mutex::new(Vec::new()),
+            client,
+            slot: Mutex::new(Slot::default()),
+            connecting: tokio::sync::Mutex::new(()),
             connected: AtomicBool::new(false),
             ring_size,
         })
@@ -188,49 +287,108 @@ impl RedisStore {
         self.key(&["events"])
     }
 
-    /// Runs one command on a pooled connection within the timeout.
-    pub async fn call(&self, args: &[&[u8]]) -> Result<Value, StoreError> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let timeout = self.config.timeout;
-        let result = tokio::time::timeout(timeout, async {
-            let mut conn = match pooled {
-                Some(c) => c,
-                None => Conn::connect(&self.addr, timeout).await?,
-            };
-            let value = conn.call(args).await?;
-            Ok::<_, RespError>((conn, value))
-        })
-        .await
-        .map_err(|_| RespError::Timeout)
-        .and_then(|r| r);
-        match result {
-            Ok((conn, value)) => {
-                let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-                if pool.len() < POOL_SIZE {
-                    pool.push(conn);
-                }
-                check(value).map_err(unavailable)
-            }
-            Err(e) => Err(unavailable(e)),
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shared connection, made (logged in, database selected) if there is none.
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), RedisError> {
+        if let Some(c) = self.slot().conn.clone() {
+            return Ok(c);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = self.slot().conn.clone() {
+            return Ok(c);
+        }
+        let timeout = Some(self.config.timeout);
+        let settings = AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&settings)
+            .await?;
+        let mut slot = self.slot();
+        slot.made += 1;
+        let made = (slot.made, conn);
+        slot.conn = Some(made.clone());
+        Ok(made)
+    }
+
+    /// Drops connection `id` if it is still the shared one.
+    fn discard(&self, id: u64) {
+        let mut slot = self.slot();
+        if slot
+            .conn
+            .as_ref()
+            .is_some_and(|(current, _)| *current == id)
+        {
+            slot.conn = None;
         }
     }
 
-    /// Drops every pooled connection (after a loss, so the next calls reconnect).
-    pub fn clear_pool(&self) {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    /// Runs `op` on the shared connection, connect included, within the timeout; drops the
+    /// connection after a timeout or any error but an error reply.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let mut used = None;
+        let result = tokio::time::timeout(self.config.timeout, async {
+            let (id, conn) = self.connection().await?;
+            used = Some(id);
+            op(conn).await
+        })
+        .await;
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if let Some(id) = used.filter(|_| !keeps_connection(&e)) {
+                    self.discard(id);
+                }
+                Err(store_error(e))
+            }
+            Err(_) => {
+                if let Some(id) = used {
+                    self.discard(id);
+                }
+                Err(timed_out())
+            }
+        }
     }
 
+    /// Runs one command (`args[0]` and its arguments) within the timeout.
+    pub async fn call(&self, args: &[&[u8]]) -> Result<Value, StoreError> {
+        let mut cmd = ::redis::Cmd::new();
+        for a in args {
+            cmd.arg(*a);
+        }
+        self.run(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
+    }
+
+    /// Drops the shared connection (after a loss, so the next call reconnects).
+    pub fn clear_pool(&self) {
+        self.slot().conn = None;
+    }
+
+    /// Runs `script` (`EVALSHA`, loading it on `NOSCRIPT`) within the timeout.
     async fn eval(
         &self,
-        script: &str,
+        script: &'static Script,
         keys: &[String],
         args: &[&[u8]],
     ) -> Result<Value, StoreError> {
-        let nkeys = keys.len().to_string();
-        let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), nkeys.as_bytes()];
-        all.extend(keys.iter().map(|k| k.as_bytes()));
-        all.extend_from_slice(args);
-        self.call(&all).await
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(k.as_str());
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        self.run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
     }
 
     /// `PING`.
@@ -257,7 +415,7 @@ impl RedisStore {
     pub(crate) async fn list(&self, kind: Kind) -> Result<BTreeMap<String, Doc>, StoreError> {
         let prefix = format!("{}doc:{}:", self.config.prefix, kind.as_str());
         let v = self
-            .eval(LIST_SCRIPT, &[self.idx_key(kind)], &[prefix.as_bytes()])
+            .eval(&LIST, &[self.idx_key(kind)], &[prefix.as_bytes()])
             .await?;
         docs_of(&v)
     }
@@ -265,16 +423,22 @@ impl RedisStore {
     pub(crate) async fn index(&self, kind: Kind) -> Result<BTreeMap<String, String>, StoreError> {
         let key = self.idx_key(kind);
         let v = self.call(&[b"HGETALL", key.as_bytes()]).await?;
-        let Value::Array(items) = v else {
-            return Err(StoreError::Corrupt("HGETALL answered no list".into()));
+        // RESP2 answers a flat list; RESP3 (`?protocol=resp3` in the URL) a map.
+        let pairs: Vec<(&Value, &Value)> = match &v {
+            Value::Array(items) => items
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [k, v] => Some((k, v)),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(items) => items.iter().map(|(k, v)| (k, v)).collect(),
+            _ => return Err(StoreError::Corrupt("HGETALL answered no list".into())),
         };
-        items
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [k, v] => Some(Ok::<_, StoreError>((text(k).ok()?, text(v).ok()?))),
-                _ => None,
-            })
-            .collect()
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(k, v)| Some((value_text(k)?, value_text(v)?)))
+            .collect())
     }
 
     async fn write(&self, put: &Put<'_>, mode: &str, arg: u64) -> Result<u64, StoreError> {
@@ -303,7 +467,7 @@ impl RedisStore {
             base.as_bytes(),
         ];
         args.extend(put.events.iter().map(|e| e.as_bytes()));
-        let v = self.eval(WRITE_SCRIPT, &keys, &args).await?;
+        let v = self.eval(&WRITE, &keys, &args).await?;
         number(&v)
     }
 
@@ -326,7 +490,7 @@ impl RedisStore {
         let keys = [self.key(&["seq"]), self.key(&["ring"]), self.key(&["meta"])];
         let mut args: Vec<&[u8]> = vec![self.config.prefix.as_bytes()];
         args.extend(Kind::ALL.iter().map(|k| k.as_str().as_bytes()));
-        let v = self.eval(SNAPSHOT_SCRIPT, &keys, &args).await?;
+        let v = self.eval(&SNAPSHOT, &keys, &args).await?;
         let Value::Array(items) = v else {
             return Err(StoreError::Corrupt(
                 "the snapshot script answered no list".into(),
@@ -367,27 +531,22 @@ impl RedisStore {
         Ok(v != Value::Nil)
     }
 
-    /// A new connection subscribed to the event channel, confirmation read.
-    pub async fn subscribe(&self) -> Result<(Reader, Writer), StoreError> {
-        let timeout = self.config.timeout;
+    /// A new connection (not the shared one) subscribed to the event channel, the
+    /// subscription confirmed, all within the timeout. The sink pings (see `sync`); the
+    /// stream ends when the connection does.
+    pub async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream), StoreError> {
         let channel = self.channel();
-        tokio::time::timeout(timeout, async {
-            let conn = Conn::connect(&self.addr, timeout).await?;
-            let (mut reader, mut writer) = conn.split();
-            writer.send(&[b"SUBSCRIBE", channel.as_bytes()]).await?;
-            let confirm = check(reader.read().await?)?;
-            match confirm {
-                Value::Array(items)
-                    if items.first().and_then(Value::text).as_deref() == Some("subscribe") =>
-                {
-                    Ok((reader, writer))
-                }
-                other => Err(RespError::Protocol(format!("SUBSCRIBE answered {other:?}"))),
-            }
+        let subscribed = tokio::time::timeout(self.config.timeout, async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, RedisError>(pubsub.split())
         })
-        .await
-        .map_err(|_| StoreError::Unavailable("redis did not answer in time".into()))?
-        .map_err(unavailable)
+        .await;
+        match subscribed {
+            Ok(Ok(split)) => Ok(split),
+            Ok(Err(e)) => Err(store_error(e)),
+            Err(_) => Err(timed_out()),
+        }
     }
 }
 
@@ -400,5 +559,39 @@ mod tests {
         assert_eq!(parse_event("12 {\"a\":1}"), Some((12, "{\"a\":1}")));
         assert_eq!(parse_event("x {}"), None);
         assert_eq!(parse_event("12"), None);
+    }
+
+    #[test]
+    fn urls_parse() {
+        let tcp = |host: &str, port| ConnectionAddr::Tcp(host.to_string(), port);
+        let a = connection_info("redis://127.0.0.1:6380/2").unwrap();
+        assert_eq!(
+            (a.addr(), a.redis_settings().db()),
+            (&tcp("127.0.0.1", 6380), 2)
+        );
+        let a = connection_info("redis://:secret@host").unwrap();
+        assert_eq!(a.addr(), &tcp("host", 6379));
+        assert_eq!(
+            (a.redis_settings().username(), a.redis_settings().password()),
+            (None, Some("secret"))
+        );
+        let a = connection_info("redis://u:p@[::1]:7000").unwrap();
+        assert_eq!(a.addr(), &tcp("::1", 7000));
+        assert_eq!(a.redis_settings().username(), Some("u"));
+        let a = connection_info("redis://:p%40ss%2Fword@h/").unwrap();
+        assert_eq!(a.redis_settings().password(), Some("p@ss/word"));
+        assert_eq!(a.redis_settings().db(), 0);
+        assert!(connection_info("http://x").is_err());
+        assert!(connection_info("redis://:1").is_err());
+        assert!(connection_info("redis://h:x").is_err());
+        assert!(connection_info("redis://h/x").is_err());
+        assert!(connection_info("redis+unix:///tmp/redis.sock").is_err());
+    }
+
+    #[test]
+    fn sockets_use_keepalive_and_no_nagle() {
+        let a = connection_info("redis://h").unwrap();
+        assert!(a.tcp_settings().nodelay());
+        assert!(a.tcp_settings().keepalive().is_some());
     }
 }
