@@ -5,12 +5,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 GO ?= go
 
-.PHONY: run test fmt-check clippy rust-test conformance vectors-schema go-test bench bench-core fmt
+.PHONY: run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go fmt
 
 run:
+	bash scripts/run.sh
+
+# The policy engine alone: a scripted outage on a virtual clock.
+simulate:
 	$(CARGO) run --release -q -p levee -- simulate
 
-test: fmt-check clippy rust-test conformance vectors-schema go-test
+test: fmt-check clippy rust-test conformance vectors-schema openapi go-test
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -19,8 +23,16 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-rust-test:
+# The registry's Redis tests start their own redis-server processes: make sure one is installed.
+registry-deps:
+	bash scripts/ensure-redis.sh
+
+rust-test: registry-deps
 	$(CARGO) test --workspace --locked
+
+# The live registry against api/registry.openapi.yaml (schemathesis from PyPI).
+openapi:
+	bash scripts/check-openapi.sh 20
 
 # The Rust conformance runner again, showing its "N of M vectors passed" line.
 conformance:
@@ -37,10 +49,15 @@ go-test:
 	cd go && $(GO) test -race -count=1 ./...
 	cd go && $(GO) test -count=1 -run '^TestConformance$$' -v . | grep -E '^conformance:'
 
-bench: bench-core
+bench: bench-core bench-go
 
 bench-core:
 	$(CARGO) bench -p levee-core --bench guarded_call
+
+# The Go SDK's guarded-call overhead beside sony/gobreaker and failsafe-go (bench/go, a module
+# of its own), with medians and ratios.
+bench-go:
+	GO=$(GO) bash bench/go.sh
 
 fmt:
 	$(CARGO) fmt --all

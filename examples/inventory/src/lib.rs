@@ -335,6 +335,14 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
 
 async fn serve(state: &Arc<State>, request: Request<Incoming>, path: &str) -> Response<Body> {
     let method = request.method().clone();
+    // Served both bare and behind the example config's `/inventory` route prefix.
+    let path = path.strip_prefix("/inventory").unwrap_or(path);
+    if method == Method::GET && path == "/recommendations" {
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({"items": [{"id": "42", "reason": "bought together"}], "served_by": state.name}),
+        );
+    }
     if let Some(id) = path.strip_prefix("/items/") {
         if method == Method::GET {
             let mut r = json(
