@@ -3,7 +3,7 @@
 //! same breaker or bulkhead. Run: `cargo bench -p levee-core --bench guarded_call`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use levee_core::breaker::{BreakerConfig, CircuitBreaker, WindowConfig, WindowKind};
+use levee_core::breaker::{BreakerConfig, CircuitBreaker, State, WindowConfig, WindowKind};
 use levee_core::bulkhead::{Acquire, Bulkhead, BulkheadConfig};
 use levee_core::random::SplitMix64;
 use levee_core::time::{Clock, ManualClock, Timestamp};

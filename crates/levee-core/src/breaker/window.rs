@@ -1,13 +1,14 @@
 //! The breaker's outcome windows: lock-free on the recording path.
 //!
 //! The closed path (acquire + record success) is the hot path of every guarded call, so the
-//! windows are built from atomics: recording is one swap plus one add on a packed counter word,
-//! and reading the totals is a handful of loads. No call takes a lock here except the first
+//! windows are built from atomics: recording is a swap and an add (count window) or one or two
+//! adds (time window), and reading the totals is a handful of loads. No call takes a lock here except the first
 //! record in a new time bucket, which resets the bucket under a small lock.
 //!
-//! Totals are packed in one `u64`: counted calls in bits 0..22, failures in 22..43, slow calls
-//! in 43..64. A count window never holds more than `MAX_WINDOW_SIZE` calls; a time bucket holds
-//! at most ~2 million failures per second per key, beyond any single process's reach.
+//! A count window's totals are packed in one `u64` (counted calls in bits 0..22, failures in
+//! 22..43, slow calls in 43..64); it never holds more than `MAX_WINDOW_SIZE` calls, far below
+//! those widths. A time bucket counts calls in a word of its own and failures and slow calls in
+//! 32-bit halves of a second word: 4 billion per second per key before anything could wrap.
 //!
 //! Under concurrent recording the totals are exact once every in-flight `record` has returned;
 //! a reader racing a writer may see a call that is half recorded, which can delay or advance a
@@ -153,12 +154,19 @@ pub(crate) struct TimeWindow {
     rotate: Mutex<()>,
 }
 
+/// One second of calls. Counted calls get a word of their own so no realistic rate can
+/// overflow them; failures (low 32 bits) and slow calls (high 32 bits) share the second word,
+/// which only failing or slow calls touch.
 #[derive(Debug, Default)]
 struct Bucket {
     /// The absolute second this bucket counts, plus one (0 = never used).
     second: AtomicU64,
-    packed: AtomicU64,
+    counted: AtomicU64,
+    marks: AtomicU64,
 }
+
+const MARK_FAILURE: u64 = 1;
+const MARK_SLOW: u64 = 1 << 32;
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
@@ -179,13 +187,16 @@ impl TimeWindow {
             // A bucket holding an older second is reset; one already holding a newer second
             // (this call's clock reading is late) simply takes the call.
             if bucket.second.load(Ordering::Acquire) < tag {
-                bucket.packed.store(0, Ordering::Release);
+                bucket.counted.store(0, Ordering::Release);
+                bucket.marks.store(0, Ordering::Release);
                 bucket.second.store(tag, Ordering::Release);
             }
         }
-        bucket
-            .packed
-            .fetch_add(encode(failed, slow), Ordering::AcqRel);
+        bucket.counted.fetch_add(1, Ordering::AcqRel);
+        let marks = if failed { MARK_FAILURE } else { 0 } | if slow { MARK_SLOW } else { 0 };
+        if marks != 0 {
+            bucket.marks.fetch_add(marks, Ordering::AcqRel);
+        }
         self.totals(now)
     }
 
@@ -197,10 +208,10 @@ impl TimeWindow {
         for bucket in self.buckets.iter() {
             let tag = bucket.second.load(Ordering::Acquire);
             if tag > oldest && tag <= second + 1 {
-                let t = decode(bucket.packed.load(Ordering::Acquire));
-                sum.counted += t.counted;
-                sum.failures += t.failures;
-                sum.slow += t.slow;
+                let marks = bucket.marks.load(Ordering::Acquire);
+                sum.counted += bucket.counted.load(Ordering::Acquire);
+                sum.failures += marks & 0xFFFF_FFFF;
+                sum.slow += marks >> 32;
             }
         }
         sum
@@ -210,7 +221,8 @@ impl TimeWindow {
         let _guard = self.rotate.lock().unwrap_or_else(|p| p.into_inner());
         for bucket in self.buckets.iter() {
             bucket.second.store(0, Ordering::Release);
-            bucket.packed.store(0, Ordering::Release);
+            bucket.counted.store(0, Ordering::Release);
+            bucket.marks.store(0, Ordering::Release);
         }
     }
 }
@@ -282,6 +294,18 @@ mod tests {
             }
         );
         assert_eq!(w.totals(at(20.0)), Totals::default());
+    }
+
+    #[test]
+    fn a_busy_second_never_spills_successes_into_failures() {
+        let w = TimeWindow::new(10);
+        let now = at(5.0);
+        let b = &w.buckets[5];
+        b.second.store(6, Ordering::Release);
+        b.counted.store(u64::from(u32::MAX) * 4, Ordering::Release);
+        let t = w.record(now, false, false);
+        assert_eq!(t.failures, 0);
+        assert_eq!(t.counted, u64::from(u32::MAX) * 4 + 1);
     }
 
     #[test]
