@@ -237,11 +237,13 @@ func MustStatusSet(items ...string) StatusSet {
 	return s
 }
 
-// UnmarshalJSON reads a list whose items are numbers or strings: [503, "500-599"].
-func (s *StatusSet) UnmarshalJSON(b []byte) error {
+// StatusItems reads a JSON list whose items are status numbers (503) or text ("500-599",
+// "reset") as text, for the parsers of status sets and retry_on; example names a valid item
+// for the error message.
+func StatusItems(b []byte, example string) ([]string, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(b, &items); err != nil {
-		return fmt.Errorf("invalid type: expected a list of statuses such as [\"500-599\", 429]")
+		return nil, fmt.Errorf("invalid type: expected a list such as [%s]", example)
 	}
 	texts := make([]string, 0, len(items))
 	for _, raw := range items {
@@ -252,9 +254,18 @@ func (s *StatusSet) UnmarshalJSON(b []byte) error {
 		}
 		var text string
 		if err := json.Unmarshal(raw, &text); err != nil {
-			return fmt.Errorf("data did not match any variant: write a status such as 503 or a range such as \"500-599\"")
+			return nil, fmt.Errorf("data did not match any variant: write an item such as %s", example)
 		}
 		texts = append(texts, text)
+	}
+	return texts, nil
+}
+
+// UnmarshalJSON reads a list whose items are numbers or strings: [503, "500-599"].
+func (s *StatusSet) UnmarshalJSON(b []byte) error {
+	texts, err := StatusItems(b, `503 or "500-599"`)
+	if err != nil {
+		return err
 	}
 	set, err := ParseStatusSet(texts...)
 	if err != nil {

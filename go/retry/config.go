@@ -192,22 +192,9 @@ func (r RetryOn) Matches(result levee.AttemptResult) bool {
 
 // UnmarshalJSON reads a list whose items are numbers or strings.
 func (r *RetryOn) UnmarshalJSON(b []byte) error {
-	var items []json.RawMessage
-	if err := json.Unmarshal(b, &items); err != nil {
-		return fmt.Errorf("invalid type: expected a list such as [\"connect_failure\", \"5xx\"]")
-	}
-	texts := make([]string, 0, len(items))
-	for _, raw := range items {
-		var code uint16
-		if err := json.Unmarshal(raw, &code); err == nil {
-			texts = append(texts, strconv.Itoa(int(code)))
-			continue
-		}
-		var text string
-		if err := json.Unmarshal(raw, &text); err != nil {
-			return fmt.Errorf("data did not match any variant: write an item such as \"reset\", 503 or \"500-504\"")
-		}
-		texts = append(texts, text)
+	texts, err := levee.StatusItems(b, `"reset", 503 or "500-504"`)
+	if err != nil {
+		return err
 	}
 	parsed, err := ParseRetryOn(texts...)
 	if err != nil {
