@@ -43,10 +43,15 @@ vectors-schema:
 	python3 conformance/tools/make_schema.py --check
 	python3 conformance/validate.py
 
+# go/registry's integration tests run the real registry (`levee registry`): the levee binary is
+# built first and handed to them as LEVEE_BIN (without it they build it themselves).
+LEVEE_BIN ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/levee
+
 go-test:
 	@test -z "$$(cd go && gofmt -l .)" || { echo "gofmt needed:"; cd go && gofmt -l .; exit 1; }
 	cd go && $(GO) vet ./...
-	cd go && $(GO) test -race -count=1 ./...
+	$(CARGO) build -q -p levee --locked
+	cd go && LEVEE_BIN="$(LEVEE_BIN)" $(GO) test -race -count=1 ./...
 	cd go && $(GO) test -count=1 -run '^TestConformance$$' -v . | grep -E '^conformance:'
 
 bench: bench-core bench-go

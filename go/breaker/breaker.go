@@ -31,6 +31,11 @@
 // transitions instead of publishing them. Allow(ctx) is the two-step form for callers: it reads
 // the injected clock, measures the call and calls the transition listeners after the lock is
 // released.
+//
+// The closed path takes no lock, as in levee-core: Acquire reads one atomic state word, and
+// Record of a closed (or disabled) breaker's call goes into a lock-free window (window.go) and
+// takes the lock only to open the breaker. Everything else (open, half-open, overrides) runs
+// under the breaker's lock.
 package breaker
 
 import (
@@ -104,6 +109,10 @@ const (
 
 const stateBits = 3
 
+// permitsAll masks a state word: zero for Closed (0) and Disabled (4), the two states that
+// permit every call without the lock, and for no other state.
+const permitsAll = 3
+
 func pack(s State, generation uint64) uint64 { return generation<<stateBits | uint64(s) }
 
 func unpack(word uint64) (State, uint64) {
@@ -138,22 +147,25 @@ func OnTransition(f func(Transition)) Option {
 
 // Breaker is a circuit breaker for one endpoint key. It is safe for concurrent use.
 type Breaker struct {
-	key          string
-	config       Config
+	// Read by every call; written only by a transition (state) or when the run of failures
+	// changes (consecutive).
+	state        atomic.Uint64
+	consecutive  atomic.Uint32
+	observe      atomic.Bool
+	window       window
 	minimumCalls uint64
 	slowNanos    int64
 	jitter       float64
-	state        atomic.Uint64
-	observe      atomic.Bool
+	key          string
+	config       Config
 
-	mu          sync.Mutex
-	window      window
-	consecutive uint32
-	ctl         control
+	mu  sync.Mutex // guards ctl, and every transition
+	ctl control
 
 	clock     levee.Clock
 	random    levee.Random
 	listeners []func(Transition)
+	fleet     FleetView // nil = local only (fleet.go)
 }
 
 // New returns a closed breaker for key. Zero fields of config take the SPEC defaults; an
@@ -172,9 +184,9 @@ func New(key string, config Config, opts ...Option) (*Breaker, error) {
 		clock:        levee.SystemClock,
 	}
 	if config.Window.Kind == WindowCount {
-		b.window = newCountWindow(config.Window.Size)
+		b.window.count = newCountWindow(config.Window.Size)
 	} else {
-		b.window = newTimeWindow(config.Window.Size)
+		b.window.time = newTimeWindow(config.Window.Size)
 	}
 	b.ctl.cappedWaitNanos = uint64(config.Open.Wait)
 	b.observe.Store(config.Mode == Observe)
@@ -201,10 +213,14 @@ func (b *Breaker) State() State {
 
 // Acquire asks to make a call at now.
 func (b *Breaker) Acquire(now levee.Timestamp) Acquired {
-	s, generation := unpack(b.state.Load())
-	if s == Closed || s == Disabled {
-		return Acquired{Permitted: true, Permit: Permit{generation: generation}}
+	if word := b.state.Load(); word&permitsAll == 0 {
+		return Acquired{Permitted: true, Permit: Permit{generation: word >> stateBits}}
 	}
+	return b.acquireLocked(now)
+}
+
+// acquireLocked is Acquire of a breaker that is neither closed nor disabled, under the lock.
+func (b *Breaker) acquireLocked(now levee.Timestamp) Acquired {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.acquireSlow(now)
@@ -247,13 +263,13 @@ func (b *Breaker) acquireSlow(now levee.Timestamp) Acquired {
 // Record records how a permitted call ended, duration after it started, at now. It returns
 // the transition it caused, if any.
 func (b *Breaker) Record(p Permit, outcome levee.Outcome, duration time.Duration, now levee.Timestamp) *Transition {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	s, generation := unpack(b.state.Load())
 	if generation != p.generation {
 		return nil
 	}
 	if p.probe {
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		return b.recordProbe(p, outcome, duration, now)
 	}
 	if !outcome.IsCounted() || !(s == Closed || s == Disabled) {
@@ -261,21 +277,47 @@ func (b *Breaker) Record(p Permit, outcome levee.Outcome, duration time.Duration
 	}
 	failed := outcome.IsFailure()
 	slow := int64(duration) >= b.slowNanos
-	totals := b.window.record(now, failed, slow)
+	var totals Totals
+	if w := b.window.count; w != nil {
+		totals = w.record(failed, slow)
+	} else {
+		totals = b.window.time.record(now, failed, slow)
+	}
 	var consecutive uint32
 	if failed {
-		if b.consecutive < math.MaxUint32 {
-			b.consecutive++
-		}
-		consecutive = b.consecutive
-	} else {
-		b.consecutive = 0
+		consecutive = b.failedInARow()
+	} else if b.consecutive.Load() != 0 {
+		b.consecutive.Store(0)
 	}
 	if s == Disabled {
 		return nil
 	}
 	reason, trips := b.tripReason(totals, consecutive)
 	if !trips {
+		return nil
+	}
+	return b.openFromClosed(generation, reason, now)
+}
+
+// failedInARow counts one more failure in a row, saturating, and returns the count.
+func (b *Breaker) failedInARow() uint32 {
+	for {
+		n := b.consecutive.Load()
+		if n == math.MaxUint32 {
+			return n
+		}
+		if b.consecutive.CompareAndSwap(n, n+1) {
+			return n + 1
+		}
+	}
+}
+
+// openFromClosed opens a closed breaker of this generation, unless another call already
+// moved it on.
+func (b *Breaker) openFromClosed(generation uint64, reason Reason, now levee.Timestamp) *Transition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, current := unpack(b.state.Load()); s != Closed || current != generation {
 		return nil
 	}
 	t := b.enterOpen(Closed, generation, reason, now)
@@ -332,7 +374,7 @@ func (b *Breaker) recordProbe(p Permit, outcome levee.Outcome, duration time.Dur
 	}
 	if uint64(b.ctl.probesReported) >= permitted {
 		b.window.clear()
-		b.consecutive = 0
+		b.consecutive.Store(0)
 		b.ctl.cappedWaitNanos = uint64(b.config.Open.Wait)
 		b.publish(Closed, generation+1)
 		t := b.transition(HalfOpen, Closed, ReasonProbesSucceeded, now)
@@ -434,7 +476,7 @@ func (b *Breaker) SetOverride(value Override, now levee.Timestamp) *Transition {
 	}
 	if to != ForcedOpen || from == Disabled {
 		b.window.clear()
-		b.consecutive = 0
+		b.consecutive.Store(0)
 	}
 	if to == Closed {
 		b.ctl.cappedWaitNanos = uint64(b.config.Open.Wait)
@@ -455,7 +497,7 @@ func (b *Breaker) Snapshot(now levee.Timestamp) Snapshot {
 	snap := Snapshot{
 		State:               s,
 		Window:              b.window.totals(now),
-		ConsecutiveFailures: b.consecutive,
+		ConsecutiveFailures: b.consecutive.Load(),
 		ProbesAdmitted:      b.ctl.probesAdmitted,
 		ProbesReported:      b.ctl.probesReported,
 		Observe:             b.observe.Load(),
@@ -502,22 +544,59 @@ func (b *Breaker) Allow(ctx context.Context) (done func(levee.Outcome), err erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if b.fleet != nil {
+		return b.allowWithFleet(ctx)
+	}
 	start := b.clock.Now()
-	a := b.Acquire(start)
+	var permit Permit
+	// Acquire's closed path, written out: Acquired is too large to travel cheaply.
+	if word := b.state.Load(); word&permitsAll == 0 {
+		permit = Permit{generation: word >> stateBits}
+	} else if permit, err = b.allowLocked(start); err != nil {
+		return nil, err
+	}
+	c := allowCalls.Get().(*allowCall)
+	c.b, c.permit, c.start = b, permit, start
+	seq := c.seq.Load()
+	return func(o levee.Outcome) { c.done(seq, o) }, nil
+}
+
+// allowLocked is Allow's Acquire of a breaker that is not closed: the permit, or the
+// circuit_open error.
+func (b *Breaker) allowLocked(start levee.Timestamp) (Permit, error) {
+	a := b.acquireLocked(start)
 	b.emit(a.Transition)
 	if !a.Permitted {
 		e := &levee.Error{Code: levee.CodeCircuitOpen, Upstream: b.key, Reason: a.Rejection.State.String()}
 		if a.Rejection.RetryAfterKnown {
 			e.RetryAfter = a.Rejection.RetryAfter
 		}
-		return nil, e
+		return Permit{}, e
 	}
-	var once atomic.Bool
-	return func(o levee.Outcome) {
-		if !once.CompareAndSwap(false, true) {
-			return
-		}
-		end := b.clock.Now()
-		b.emit(b.Record(a.Permit, o, end.Since(start), end))
-	}, nil
+	return a.Permit, nil
+}
+
+// allowCall is one call Allow permitted, until its done function is called. They are reused
+// (so that Allow allocates only the done function itself): seq counts the calls an allowCall
+// has served, and a done function acts only while seq still holds the value it was made with,
+// which makes every call of it after the first (even once the allowCall serves another call)
+// do nothing.
+type allowCall struct {
+	b      *Breaker
+	permit Permit
+	start  levee.Timestamp
+	seq    atomic.Uint64
+}
+
+var allowCalls = sync.Pool{New: func() any { return new(allowCall) }}
+
+func (c *allowCall) done(seq uint64, o levee.Outcome) {
+	if !c.seq.CompareAndSwap(seq, seq+1) {
+		return
+	}
+	b, permit, start := c.b, c.permit, c.start
+	c.b = nil
+	allowCalls.Put(c)
+	end := b.clock.Now()
+	b.emit(b.Record(permit, o, end.Since(start), end))
 }

@@ -160,3 +160,88 @@ func TestGroupKeepsOneBreakerPerKey(t *testing.T) {
 		t.Error("negative minimum_calls accepted")
 	}
 }
+
+func TestAllowDoneCountsOnlyItsFirstCall(t *testing.T) {
+	clock := levee.NewManualClock(1e12)
+	b, err := breaker.New("k", breaker.Config{Window: breaker.WindowConfig{Kind: breaker.WindowCount, Size: 10}},
+		breaker.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first, err := b.Allow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first(levee.Success)
+	// Allow reuses what a finished call leaves behind: a late second call of first must not
+	// report for the call that reused it.
+	second, err := b.Allow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first(levee.Failure)
+	if w := b.Snapshot(clock.Now()).Window; w != (breaker.Totals{Counted: 1}) {
+		t.Fatalf("after a repeated done: window %+v", w)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			second(levee.Failure)
+		}()
+	}
+	wg.Wait()
+	if w := b.Snapshot(clock.Now()).Window; w != (breaker.Totals{Counted: 2, Failures: 1}) {
+		t.Fatalf("after concurrent dones: window %+v", w)
+	}
+}
+
+func TestConcurrentRecordsAreAllCounted(t *testing.T) {
+	// A count window of 100 000 calls, or a time window of 10 s with every call in one second.
+	for _, w := range []breaker.WindowConfig{{Kind: breaker.WindowCount, Size: 100_000}, {Kind: breaker.WindowTime, Size: 10}} {
+		t.Run(w.Kind.String(), func(t *testing.T) {
+			now := levee.Timestamp(1e12)
+			b, err := breaker.New("k", breaker.Config{
+				Window:                w,
+				FailureRateThreshold:  100,
+				SlowCallRateThreshold: 100,
+				SlowCallDuration:      time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for g := 0; g < 4; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 10_000; i++ {
+						outcome, took := levee.Success, time.Millisecond
+						if (i+g)%3 == 0 {
+							outcome = levee.Failure
+						}
+						if i%5 == 0 {
+							took = 2 * time.Second
+						}
+						a := b.Acquire(now)
+						if !a.Permitted {
+							t.Error("rejected")
+							return
+						}
+						if tr := b.Record(a.Permit, outcome, took, now); tr != nil {
+							t.Errorf("transition %+v", tr)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			want := breaker.Totals{Counted: 40_000, Failures: 3334 + 3333 + 3333 + 3334, Slow: 8_000}
+			if w := b.Snapshot(now).Window; w != want {
+				t.Errorf("window %+v, want %+v", w, want)
+			}
+		})
+	}
+}

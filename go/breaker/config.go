@@ -112,7 +112,7 @@ type Config struct {
 	Mode                  Mode           `json:"mode"` // enforce or observe
 }
 
-// MaxWindowSize is the largest window a breaker accepts: a count window holds one byte per
+// MaxWindowSize is the largest window a breaker accepts: a count window holds four bytes per
 // call, a time window one bucket per second.
 const MaxWindowSize = 100_000
 

@@ -144,10 +144,7 @@ func (b *Bulkhead) Config() Config { return b.config }
 // TryAcquire admits, queues or rejects a call of class arriving at now. Waiting calls whose
 // deadline is at or before now are rejected first.
 func (b *Bulkhead) TryAcquire(class levee.Criticality, now levee.Timestamp) Acquire {
-	b.mu.Lock()
-	now = b.st.observe(now)
-	a := b.st.acquire(class, now)
-	b.mu.Unlock()
+	a := b.admit(class, now)
 	switch a.result {
 	case Permitted:
 		return Acquire{Result: Permitted, Permit: &Permit{b: b, class: class, acquiredAt: a.acquiredAt, inFlight: a.inFlight}}
@@ -155,6 +152,13 @@ func (b *Bulkhead) TryAcquire(class levee.Criticality, now levee.Timestamp) Acqu
 		return Acquire{Result: Queued, Queued: &QueuedCall{b: b, seq: a.seq, class: class, enqueuedAt: a.acquiredAt, deadline: a.deadline}}
 	}
 	return Acquire{Result: Rejected, Rejection: &Rejection{Reason: a.reason, Class: class}}
+}
+
+// admit decides an arrival of class at now.
+func (b *Bulkhead) admit(class levee.Criticality, now levee.Timestamp) admission {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.st.acquire(class, b.st.observe(now))
 }
 
 // ExpireWaiting rejects (queue_timeout) every waiting call whose deadline is at or before now
@@ -263,14 +267,19 @@ func (p *Permit) InFlightAtAcquire() uint32 { return p.inFlight }
 // sample for the adaptive limit (round trip now − AcquiredAt, dropped when failure or
 // timeout); any other outcome teaches it nothing. Then the slot is freed.
 func (p *Permit) Complete(outcome levee.Outcome, now levee.Timestamp) {
-	if !p.released.CompareAndSwap(false, true) {
-		return
+	if p.released.CompareAndSwap(false, true) {
+		p.b.complete(p.acquiredAt, p.inFlight, outcome, now)
 	}
+}
+
+// complete frees the slot of a call admitted at acquiredAt with inFlight calls in flight,
+// after feeding its sample to an adaptive limit when outcome is counted.
+func (b *Bulkhead) complete(acquiredAt levee.Timestamp, inFlight uint32, outcome levee.Outcome, now levee.Timestamp) {
 	var smp *sample
 	if outcome.IsCounted() {
-		smp = &sample{rtt: now.Since(p.acquiredAt), inFlight: p.inFlight, dropped: outcome.IsFailure()}
+		smp = &sample{rtt: now.Since(acquiredAt), inFlight: inFlight, dropped: outcome.IsFailure()}
 	}
-	p.b.release(now, smp)
+	b.release(now, smp)
 }
 
 // Release frees the slot at now without a sample.
@@ -402,17 +411,46 @@ func (b *Bulkhead) Allow(ctx context.Context) (done func(levee.Outcome), err err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	a := b.TryAcquire(levee.CriticalityFrom(ctx), b.clock.Now())
-	var p *Permit
-	switch a.Result {
+	class := levee.CriticalityFrom(ctx)
+	a := b.admit(class, b.clock.Now())
+	switch a.result {
 	case Permitted:
-		p = a.Permit
+		// What TryAcquire would wrap in a Permit, without allocating one.
+		c := allowCalls.Get().(*allowCall)
+		c.b, c.acquiredAt, c.inFlight = b, a.acquiredAt, a.inFlight
+		seq := c.seq.Load()
+		return func(o levee.Outcome) { c.done(seq, o) }, nil
 	case Rejected:
-		return nil, b.rejected(*a.Rejection)
-	default:
-		if p, err = a.Queued.Wait(ctx); err != nil {
-			return nil, err
-		}
+		return nil, b.rejected(Rejection{Reason: a.reason, Class: class})
+	}
+	q := &QueuedCall{b: b, seq: a.seq, class: class, enqueuedAt: a.acquiredAt, deadline: a.deadline}
+	p, err := q.Wait(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return func(o levee.Outcome) { p.Complete(o, b.clock.Now()) }, nil
+}
+
+// allowCall is a slot Allow admitted at once, until its done function is called. They are
+// reused (so that Allow allocates only the done function itself): seq counts the calls an
+// allowCall has served, and a done function acts only while seq still holds the value it was
+// made with, which makes every call of it after the first (even once the allowCall serves
+// another call) do nothing.
+type allowCall struct {
+	b          *Bulkhead
+	acquiredAt levee.Timestamp
+	inFlight   uint32
+	seq        atomic.Uint64
+}
+
+var allowCalls = sync.Pool{New: func() any { return new(allowCall) }}
+
+func (c *allowCall) done(seq uint64, o levee.Outcome) {
+	if !c.seq.CompareAndSwap(seq, seq+1) {
+		return
+	}
+	b, acquiredAt, inFlight := c.b, c.acquiredAt, c.inFlight
+	c.b = nil
+	allowCalls.Put(c)
+	b.complete(acquiredAt, inFlight, o, b.clock.Now())
 }

@@ -196,3 +196,31 @@ func TestConcurrentUseIsRaceFree(t *testing.T) {
 		t.Errorf("in flight %d depth %d", b.InFlight(), b.QueueDepth())
 	}
 }
+
+func TestAllowDoneFreesTheSlotOnlyOnce(t *testing.T) {
+	b, _ := bulkhead.New("p", bulkhead.Config{MaxConcurrent: 1})
+	ctx := context.Background()
+	first, err := b.Allow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first(levee.Success)
+	// Allow reuses what a finished call leaves behind: a late second call of first must not
+	// free the slot of the call that reused it.
+	second, err := b.Allow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first(levee.Success)
+	if n := b.InFlight(); n != 1 {
+		t.Fatalf("in flight %d after a repeated done", n)
+	}
+	if _, err := b.Allow(ctx); !errors.Is(err, levee.ErrBulkheadFull) {
+		t.Fatalf("third call: %v", err)
+	}
+	second(levee.Failure)
+	second(levee.Failure)
+	if n := b.InFlight(); n != 0 {
+		t.Fatalf("in flight %d", n)
+	}
+}

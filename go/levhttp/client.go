@@ -29,7 +29,9 @@ const DefaultMaxReplayBody = 64 << 10
 //   - Bulkhead, when set, bounds concurrent calls; the slot is held until the response body is
 //     closed;
 //   - Breakers, when set, keeps one breaker per endpoint key (Endpoint, default the URL host);
-//     an open breaker refuses with circuit_open;
+//     an open breaker refuses with circuit_open; a group made with breaker.WithFleet (a
+//     registry.Client) also refuses what the fleet's breaker refuses and reports every outcome
+//     to the fleet;
 //   - Retry, when set, retries per SPEC §4 with one retry budget per endpoint key: only
 //     idempotent requests (or with Idempotency-Key, or RetryNonIdempotent), only bodies that
 //     can be replayed (GetBody, at most MaxReplayBody bytes), never when the breaker is open or
@@ -228,7 +230,7 @@ func (t *Transport) attempts(req *http.Request, key string) (*http.Response, lev
 			in.Remaining = &remaining
 		}
 		if br != nil {
-			s := br.State()
+			s := br.EffectiveState() // the more severe of local and fleet (breaker.WithFleet)
 			in.BreakerOpen = s == breaker.Open || s == breaker.ForcedOpen
 		}
 		if resp != nil {
