@@ -409,4 +409,11 @@ pub struct RegistryStatus {
     pub connected: bool,
     /// Age of the last fleet state received, in milliseconds; `null` before the first.
     pub fleet_state_age_ms: Option<u64>,
+    /// True once the registry has been unreachable for longer than `registry.stale_ttl`: the
+    /// last fleet state is no longer applied and the instance runs on its local breakers
+    /// alone (SPEC §9). Also true before the first connection.
+    pub stale: bool,
+    /// The registry's base URL (for an embedded registry, its loopback address: operators
+    /// reach its API there with the admin token).
+    pub url: Option<String>,
 }

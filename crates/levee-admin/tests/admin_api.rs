@@ -140,6 +140,8 @@ impl AdminBackend for Fixture {
                 mode: "embedded".into(),
                 connected: true,
                 fleet_state_age_ms: Some(120),
+                stale: false,
+                url: Some("http://127.0.0.1:9911".into()),
             }),
         }
     }

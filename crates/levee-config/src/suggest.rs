@@ -37,7 +37,7 @@ where
                 similarity
             }
         };
-        if score >= 0.82 && best.map_or(true, |(_, b)| score > b) {
+        if score >= 0.82 && best.is_none_or(|(_, b)| score > b) {
             best = Some((candidate, score));
         }
     }

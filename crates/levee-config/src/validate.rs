@@ -877,7 +877,7 @@ fn check_host_pattern(host: &str) -> Result<(), String> {
 
 /// True when a URL had the wrong scheme (`None`) or nothing after it.
 fn no_host(rest: Option<&str>) -> bool {
-    rest.map_or(true, |r| r.trim().trim_end_matches('/').is_empty())
+    rest.is_none_or(|r| r.trim().trim_end_matches('/').is_empty())
 }
 
 #[cfg(test)]

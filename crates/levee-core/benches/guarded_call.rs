@@ -68,10 +68,20 @@ fn bench(c: &mut Criterion) {
             &format!("breaker_closed_path/{name}_window/1_thread"),
             |bench| bench.iter(|| closed_call(&b, clock.now())),
         );
+        assert_eq!(
+            b.state(),
+            State::Closed,
+            "the benchmark must measure the closed path"
+        );
         let b = breaker(kind);
         c.bench_function(
             &format!("breaker_closed_path/{name}_window/2_threads"),
             |bench| bench.iter_custom(|iters| contended(b.clone(), 2, iters, closed_call)),
+        );
+        assert_eq!(
+            b.state(),
+            State::Closed,
+            "the benchmark must measure the closed path"
         );
     }
     let config = BulkheadConfig {

@@ -7,10 +7,25 @@
 //! attempt as `cancelled` — to the breaker (which frees a half-open probe slot), to the
 //! metrics and to the endpoint's load — and dropping the client future has already closed the
 //! upstream request.
+//!
+//! A gRPC answer usually carries its status in trailers, after the body. For one whose head
+//! has no `grpc-status` (not trailers-only), the attempt is recorded when the trailers pass
+//! through [`GrpcOutcome`]: `grpc-status` classified by SPEC §1; a body that ends without one,
+//! or breaks, is a `failure` (gRPC clients read a missing status as an error too); a client
+//! that goes away first makes it `cancelled`. The recorded duration is still the time to the
+//! response head, as for every other call: a long server stream is not a slow call. The
+//! retry decision, the endpoint's outlier detection and the access log see the head (a
+//! streamed body cannot be retried anyway).
+//!
+//! The record also carries the attempt to the fleet (see `fleet`): its outcome goes to the
+//! registry client's report batch, and a fleet probe lease, when the attempt holds one, is
+//! completed with the same outcome (`cancelled` when dropped).
 
 use crate::body::ProxyBody;
 use crate::client;
+use crate::fleet::{Fleet, FleetGate};
 use crate::forwarding;
+use crate::runtime::Route;
 use crate::upstream::{Chosen, Upstream};
 use http::request::Parts;
 use http::{Request, Response};
@@ -20,6 +35,7 @@ use levee_core::outcome::{classify, classify_grpc, AttemptResult};
 use levee_core::time::SystemClock;
 use levee_core::{Clock, Outcome};
 use levee_http::TraceContext;
+use levee_registry_client::ProbeLease;
 use levee_telemetry::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,31 +180,134 @@ fn classify_response<B>(response: &Response<B>, upstream: &Upstream) -> (Attempt
     (result, outcome)
 }
 
-/// Reports one attempt to the breaker and the metrics exactly once: through
+/// True when the attempt's outcome is in the response's trailers: a gRPC answer
+/// (`content-type: application/grpc…`) with HTTP 200 and no `grpc-status` in its head.
+pub fn awaits_grpc_trailers(end: &AttemptEnd) -> bool {
+    let AttemptEnd::Response { response, .. } = end else {
+        return false;
+    };
+    response.status() == http::StatusCode::OK
+        && !response.headers().contains_key(GRPC_STATUS)
+        && response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+const GRPC_STATUS: &str = "grpc-status";
+
+/// gRPC `UNKNOWN`: what a body that ends without a status counts as.
+const GRPC_UNKNOWN: u32 = 2;
+
+/// A gRPC response body that records its attempt when the trailers pass (see the module
+/// docs). Dropped before the end: the record reports `cancelled`.
+pub struct GrpcOutcome {
+    inner: Incoming,
+    record: Option<AttemptRecord>,
+}
+
+impl GrpcOutcome {
+    /// Wraps `inner`; `record` is finished by its trailers.
+    pub fn new(inner: Incoming, record: AttemptRecord) -> Self {
+        GrpcOutcome {
+            inner,
+            record: Some(record),
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(record) = self.record.take() {
+            record.finish(outcome);
+        }
+    }
+}
+
+impl http_body::Body for GrpcOutcome {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = trailers
+                        .get(GRPC_STATUS)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u32>().ok())
+                        .unwrap_or(GRPC_UNKNOWN);
+                    this.finish(classify_grpc(code));
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(Outcome::Failure),
+            Poll::Ready(None) => this.finish(classify_grpc(GRPC_UNKNOWN)),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Until the outcome is recorded, say there is more, so the end is polled and seen.
+        self.record.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Reports one attempt to the breaker, the metrics and the fleet exactly once: through
 /// [`AttemptRecord::finish`], or as `cancelled` when dropped unfinished.
 pub struct AttemptRecord {
     breaker: Arc<CircuitBreaker>,
+    gate: Arc<FleetGate>,
     permit: Option<Permit>,
     metrics: Arc<Metrics>,
+    fleet: Option<Fleet>,
+    lease: Option<ProbeLease>,
     endpoint_key: String,
     started: Instant,
+    /// Time to the response head, once known (gRPC trailers are recorded later).
+    answered: Option<Duration>,
 }
 
 impl AttemptRecord {
-    /// Starts recording an attempt that holds `permit`.
+    /// Starts recording an attempt on `route` that holds `permit`.
     pub fn new(
-        breaker: Arc<CircuitBreaker>,
+        route: &Route,
         permit: Permit,
         metrics: Arc<Metrics>,
-        endpoint_key: &str,
+        fleet: Option<&Fleet>,
     ) -> Self {
         AttemptRecord {
-            breaker,
+            breaker: Arc::clone(&route.breaker),
+            gate: Arc::clone(&route.gate),
             permit: Some(permit),
             metrics,
-            endpoint_key: endpoint_key.to_string(),
+            fleet: fleet.cloned(),
+            lease: None,
+            endpoint_key: route.endpoint_key.clone(),
             started: Instant::now(),
+            answered: None,
         }
+    }
+
+    /// Notes that the response head arrived now: the duration later recorded is this one.
+    pub fn mark_answered(&mut self) {
+        self.answered = Some(self.started.elapsed());
+    }
+
+    /// Makes the attempt a fleet probe: `lease` is completed with its outcome. The attempt's
+    /// clock restarts, so the wait for the lease is not counted as the upstream's latency.
+    pub fn attach_lease(&mut self, lease: ProbeLease) {
+        self.lease = Some(lease);
+        self.started = Instant::now();
     }
 
     /// Time since the attempt started.
@@ -203,13 +322,20 @@ impl AttemptRecord {
 
     fn report(&mut self, outcome: Outcome) -> Option<Transition> {
         let permit = self.permit.take()?;
-        let duration = self.started.elapsed();
+        let duration = self.answered.unwrap_or_else(|| self.started.elapsed());
         self.metrics.call(&self.endpoint_key, outcome, duration);
+        if let Some(fleet) = &self.fleet {
+            let slow = duration >= self.breaker.config().slow_call_duration;
+            fleet.record(&self.endpoint_key, outcome, duration, slow);
+        }
+        if let Some(lease) = self.lease.take() {
+            lease.complete(outcome, duration);
+        }
         let transition = self
             .breaker
             .record(permit, outcome, duration, SystemClock.now());
         if let Some(t) = &transition {
-            crate::observe::transition(&self.metrics, t);
+            crate::observe::transition(&self.metrics, t, Some(&self.gate));
         }
         transition
     }

@@ -2,17 +2,21 @@
 //!
 //! 1. Load and validate the config (`levee_config::load`); bind every listener and the admin
 //!    address (a bind error stops the start, naming the listener).
-//! 2. Serve traffic, the admin API (levee-admin over the proxy's [`AdminBackend`] view) and
-//!    the reload watcher (SIGHUP and file changes).
+//! 2. Connect to the registry (`registry.mode`: start the embedded one, or reach the remote
+//!    one; see [`fleet`](crate::fleet)), then serve traffic, the admin API (levee-admin over
+//!    the proxy's [`AdminBackend`] view) and the reload watcher (SIGHUP and file changes).
+//!    The registry being unreachable never delays or stops the start.
 //! 3. On SIGTERM or SIGINT, drain (SPEC §8): `/readyz` answers 503 at once; listeners keep
 //!    accepting for `drain.delay` so load balancers notice before connections are refused;
 //!    then the listeners close, every connection finishes what it has in flight and closes,
-//!    for at most `drain.timeout`; then the admin listener closes and `run` returns `Ok`.
+//!    for at most `drain.timeout`; then the last outcome counts are sent to the registry (an
+//!    embedded one stops), the admin listener closes and `run` returns `Ok`.
 //!    A second signal during the delay skips the rest of the delay (an impatient operator).
 //!
 //! [`AdminBackend`]: levee_admin::AdminBackend
 
 use crate::error::ProxyError;
+use crate::fleet::Fleet;
 use crate::proxy::Proxy;
 use crate::reload;
 use crate::server::{self, Server};
@@ -89,7 +93,8 @@ pub async fn run(options: Options) -> Result<(), ProxyError> {
         })?;
     let auth = AdminAuth::from_env(&config.admin.token_env);
     let metrics = Arc::new(Metrics::new(&config.service));
-    let proxy = Proxy::new(config, metrics)?;
+    let fleet = Fleet::start(&config).await?;
+    let proxy = Proxy::with_fleet(config, metrics, Some(fleet.clone()))?;
     proxy.set_config_path(path.clone());
 
     let server = Server::start(&proxy, listeners);
@@ -137,6 +142,7 @@ pub async fn run(options: Options) -> Result<(), ProxyError> {
         );
     }
     watcher.abort();
+    fleet.shutdown().await;
     let _ = stop_admin.send(());
     let _ = admin.await;
     Ok(())

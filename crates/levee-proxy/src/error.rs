@@ -25,6 +25,10 @@ pub enum ProxyError {
     NoRuntime,
     /// Another I/O failure (signals, files).
     Io(String),
+    /// The registry connection cannot be set up (an unusable URL, an embedded registry that
+    /// cannot start). An unreachable registry is not an error: the proxy runs on its local
+    /// breakers until it answers.
+    Registry(String),
 }
 
 impl fmt::Display for ProxyError {
@@ -52,6 +56,7 @@ impl fmt::Display for ProxyError {
                 f.write_str("the proxy must be started inside a tokio runtime")
             }
             ProxyError::Io(m) => f.write_str(m),
+            ProxyError::Registry(m) => write!(f, "registry: {m}"),
         }
     }
 }

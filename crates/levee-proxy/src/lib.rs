@@ -16,6 +16,7 @@
 //! | `stale`, `responses` | `stale_if_error` cache, Levee's own answers |
 //! | `forwarding`, `body`, `access_log` | header rewriting, request/response bodies, the log line |
 //! | `admin` | the proxy as levee-admin's `AdminBackend` (`/health`, overrides) |
+//! | [`fleet`] | the registry client side: fleet breakers, probe leases, degradation level |
 //! | [`reload`] | SIGHUP and file-change reloads |
 //! | [`daemon`] | the whole `levee run` lifecycle, drain included |
 //!
@@ -30,6 +31,7 @@ pub mod daemon;
 mod drain;
 mod endpoint;
 pub mod error;
+pub mod fleet;
 mod forwarding;
 mod health_check;
 mod matcher;
@@ -45,6 +47,7 @@ mod tls;
 mod upstream;
 
 pub use error::ProxyError;
+pub use fleet::Fleet;
 pub use pipeline::ConnInfo;
 pub use proxy::Proxy;
 pub use server::{bind, BoundListener, Server};

@@ -2,7 +2,9 @@
 //!
 //! 1. **Trace and ids**: continue or start the W3C trace, keep or create `x-request-id`, open
 //!    the request span every log line of the request belongs to.
-//! 2. **Route**: the first matching route; none → `404`.
+//! 2. **Route**: the first matching route; none → `404`. A route whose `shed_at_level` is at
+//!    or below the fleet's degradation level (SPEC §10) is shed: its fallbacks (stale, then
+//!    static) or `503 feature_disabled`, before any other work.
 //! 3. **Levee headers**: `levee-criticality` (else the route's class) and the inbound deadline;
 //!    a malformed one → `400 bad_request`. The deadline is the shorter of the route `timeout`
 //!    and the inbound time; already spent → `504 deadline_exceeded` before any upstream work.
@@ -11,7 +13,9 @@
 //!    retries can replay them (see `body`).
 //! 6. **Bulkhead** of the route's partition, by criticality; queued calls wait at most
 //!    `max_wait` and never past the deadline → `503 bulkhead_full`.
-//! 7. **Attempts**: for each, a breaker permit (open → `503 circuit_open` with `Retry-After`),
+//! 7. **Attempts**: for each, the fleet breaker (open → `503 circuit_open` with the fleet's
+//!    `Retry-After`; probing → a probe lease from the registry or `circuit_open`, see
+//!    `fleet`), a local breaker permit (open → `503 circuit_open` with `Retry-After`),
 //!    an endpoint from the balancer (none → `502 upstream_unavailable`), the outbound deadline
 //!    header rewritten with what is left, and the attempt bounded by the per-try timeout and
 //!    the deadline (→ `504 upstream_timeout`; the upstream request is dropped, which closes it).
@@ -19,9 +23,10 @@
 //!    the metrics; then levee-core's `retry::decide` says whether to try again (budget,
 //!    idempotency, backoff with jitter, `Retry-After`, deadline).
 //! 8. **Answer**: a successful response streams back (a copy of cacheable GETs is kept for
-//!    `stale_if_error`); otherwise the route's fallbacks are tried in order — stale, then
-//!    static — and then the upstream's own failure response if there is one, else the SPEC §7
-//!    envelope.
+//!    `stale_if_error`; a gRPC answer whose `grpc-status` comes in trailers is recorded to
+//!    the breaker, metrics and fleet when the trailers pass, see `attempt`); otherwise the
+//!    route's fallbacks are tried in order — stale, then static — and then the upstream's own
+//!    failure response if there is one, else the SPEC §7 envelope.
 //!
 //! Decisions where SPEC is silent:
 //! - Fallbacks answer upstream-side failures only. A request refused for the client's own
@@ -39,8 +44,9 @@
 //!   retried; bodies up to `limits.retry_buffer_bytes` with a known length are buffered.
 
 use crate::access_log::AccessLog;
-use crate::attempt::{self, AttemptEnd, AttemptRecord, Outbound};
+use crate::attempt::{self, AttemptEnd, AttemptRecord, GrpcOutcome, Outbound};
 use crate::body::{self, BodyFaultKind, ProxyBody, ReadError, RequestBody};
+use crate::fleet::{Admission, Probe};
 use crate::forwarding;
 use crate::matcher;
 use crate::observe;
@@ -115,6 +121,7 @@ pub(crate) async fn handle(
         trace,
         log,
         guards,
+        trailer_record: None,
     };
     let (mut response, guards) = call.run(parts, body).instrument(span).await;
     let headers = response.headers_mut();
@@ -138,6 +145,8 @@ struct Call {
     trace: TraceContext,
     log: AccessLog,
     guards: Guards,
+    /// The attempt whose outcome the response's gRPC trailers will decide.
+    trailer_record: Option<AttemptRecord>,
 }
 
 /// The final answer of the attempts.
@@ -186,6 +195,18 @@ impl Call {
         span.record("route", route.name.as_str());
         span.record("upstream", route.upstream.name());
         let upstream = route.upstream.name();
+
+        if let Some(shed_at) = route.config.shed_at_level {
+            let level = self.shared.degradation_level();
+            if level >= shed_at {
+                tracing::debug!(
+                    level,
+                    shed_at_level = shed_at,
+                    "route shed at this degradation level"
+                );
+                return self.degrade(&route, &parts, ErrorCode::FeatureDisabled, None, None);
+            }
+        }
 
         let class = match levee_http::headers::criticality(&parts.headers) {
             Ok(class) => class.unwrap_or(route.config.criticality),
@@ -372,34 +393,40 @@ impl Call {
         let mut previous_backoff = None;
         let mut last: Option<AttemptEnd> = None;
         loop {
+            let fleet_says = route
+                .gate
+                .admission(|| route.breaker.snapshot(clock.now()).observe);
+            if let Admission::Reject { retry_after } = fleet_says {
+                return self.circuit_open(route, parts, retry_after, last);
+            }
             let acquired = route.breaker.acquire(clock.now());
             if let Some(t) = &acquired.transition {
-                observe::transition(&metrics, t);
+                observe::transition(&metrics, t, Some(&route.gate));
             }
             let permit = match acquired.result {
                 Ok(permit) => permit,
                 Err(rejection) => {
-                    return match last {
-                        Some(end) => Ok(Ended {
-                            end,
-                            give_up: Some(GiveUpReason::CircuitOpen),
-                        }),
-                        None => Err(self.degrade(
-                            route,
-                            parts,
-                            ErrorCode::CircuitOpen,
-                            rejection.retry_after,
-                            None,
-                        )),
-                    };
+                    return self.circuit_open(route, parts, rejection.retry_after, last);
                 }
             };
-            let record = AttemptRecord::new(
-                Arc::clone(&route.breaker),
+            // The record exists before the lease is asked for, so a client that goes away
+            // during the wait hands the local permit back (`cancelled`).
+            let mut record = AttemptRecord::new(
+                route,
                 permit,
                 Arc::clone(&metrics),
-                &route.endpoint_key,
+                self.shared.fleet.as_ref(),
             );
+            if let (Admission::NeedsLease, Some(fleet)) = (fleet_says, &self.shared.fleet) {
+                match fleet.probe(&route.endpoint_key, &route.gate).await {
+                    Probe::Lease(lease) => record.attach_lease(lease),
+                    Probe::Go => {}
+                    Probe::Denied { retry_after } => {
+                        record.finish(Outcome::Rejected);
+                        return self.circuit_open(route, parts, retry_after, last);
+                    }
+                }
+            }
             let remaining = deadline.map(|d| d.remaining(clock.now()));
             if remaining == Some(Duration::ZERO) {
                 record.finish(Outcome::Rejected);
@@ -463,7 +490,14 @@ impl Call {
                         record.finish(Outcome::Ignored);
                         return Err(self.body_fault(kind));
                     }
-                    record.finish(end.outcome());
+                    if attempt::awaits_grpc_trailers(&end) {
+                        // The gRPC status comes after the body: the response body records
+                        // the attempt when its trailers arrive (see `relay`).
+                        record.mark_answered();
+                        self.trailer_record = Some(record);
+                    } else {
+                        record.finish(end.outcome());
+                    }
                     upstream.record(
                         &chosen.endpoint,
                         end.outcome().is_failure(),
@@ -500,7 +534,11 @@ impl Call {
                 result: end.result(),
                 idempotent,
                 remaining: deadline.map(|d| d.remaining(now)),
-                breaker_open: matches!(route.breaker.state(), State::Open | State::ForcedOpen),
+                breaker_open: matches!(route.breaker.state(), State::Open | State::ForcedOpen)
+                    || matches!(
+                        route.gate.admission(|| route.breaker.snapshot(now).observe),
+                        Admission::Reject { .. }
+                    ),
                 retry_after,
                 previous_backoff,
             };
@@ -582,14 +620,38 @@ impl Call {
         }
     }
 
-    /// Time until the route's breaker probes again, when it is open.
+    /// Time until the route's breakers (local and fleet) probe again, when one is open.
     fn breaker_wait(&self, route: &Route) -> Option<Duration> {
-        route.breaker.snapshot(SystemClock.now()).open_remaining
+        let local = route.breaker.snapshot(SystemClock.now()).open_remaining;
+        match (local, route.gate.open_remaining()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `circuit_open`: the last attempt's answer when there was one, else the route's
+    /// fallbacks or the envelope.
+    // The same shape as `attempts`, whose answer this is: moved once, never stored.
+    #[allow(clippy::result_large_err)]
+    fn circuit_open(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        retry_after: Option<Duration>,
+        last: Option<AttemptEnd>,
+    ) -> Result<Ended, Response<ProxyBody>> {
+        match last {
+            Some(end) => Ok(Ended {
+                end,
+                give_up: Some(GiveUpReason::CircuitOpen),
+            }),
+            None => Err(self.degrade(route, parts, ErrorCode::CircuitOpen, retry_after, None)),
+        }
     }
 
     /// Streams the upstream's answer back, keeping a stale copy of cacheable GETs.
     fn relay(
-        &self,
+        &mut self,
         route: &Arc<Route>,
         parts: &Parts,
         response: Response<Incoming>,
@@ -599,8 +661,11 @@ impl Call {
         forwarding::strip_hop_by_hop(&mut head.headers);
         head.version = parts.version;
         self.log.respond(head.status.as_u16(), outcome);
-        let body = match &route.stale {
-            Some(cache)
+        let trailer_record = self.trailer_record.take();
+        let body = match (&route.stale, trailer_record) {
+            // gRPC answers are POSTs: never cached.
+            (_, Some(record)) => body::boxed(GrpcOutcome::new(body, record)),
+            (Some(cache), None)
                 if StaleCache::request_is_cacheable(&parts.method)
                     && StaleCache::response_is_cacheable(head.status, &head.headers) =>
             {

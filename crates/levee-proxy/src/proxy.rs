@@ -5,9 +5,13 @@
 //! clone of the `Arc` (a read lock held for one pointer copy) and runs to completion on that
 //! generation, so a reload never changes the rules under a request in flight; a reload builds
 //! the next generation outside the lock and swaps the pointer.
+//!
+//! A proxy built with [`Proxy::with_fleet`] takes part in the fleet (SPEC §9, see `fleet`);
+//! one built with [`Proxy::new`] runs on its local breakers alone (tests, embedders).
 
 use crate::drain::Drain;
 use crate::error::ProxyError;
+use crate::fleet::Fleet;
 use crate::health_check;
 use crate::runtime::Runtime;
 use levee_admin::ReloadAttempt;
@@ -37,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) random: Arc<dyn RandomSource>,
     pub(crate) drain: Arc<Drain>,
+    /// The registry connection; `None`: local breakers alone.
+    pub(crate) fleet: Option<Fleet>,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so two cannot interleave their builds.
     reloading: Mutex<()>,
@@ -50,9 +56,21 @@ pub(crate) struct ReloadStatus {
 }
 
 impl Proxy {
-    /// Builds the proxy for `config`, reporting to `metrics`. Must be called inside a tokio
-    /// runtime (active health checks are started here).
+    /// Builds the proxy for `config`, reporting to `metrics`, on its local breakers alone
+    /// (no registry). Must be called inside a tokio runtime (active health checks are started
+    /// here).
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Proxy, ProxyError> {
+        Proxy::with_fleet(config, metrics, None)
+    }
+
+    /// Builds the proxy for `config` as a client of `fleet`'s registry (SPEC §9): it reports
+    /// every attempt, applies fleet breaker states, probe leases and the degradation level.
+    /// `None` is [`Proxy::new`]. Must be called inside a tokio runtime.
+    pub fn with_fleet(
+        config: Config,
+        metrics: Arc<Metrics>,
+        fleet: Option<Fleet>,
+    ) -> Result<Proxy, ProxyError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ProxyError::NoRuntime);
         }
@@ -67,15 +85,23 @@ impl Proxy {
             metrics,
             random,
             drain: Arc::new(Drain::default()),
+            fleet,
             status: Mutex::new(ReloadStatus {
                 generation: 1,
                 ..ReloadStatus::default()
             }),
             reloading: Mutex::new(()),
         };
-        Ok(Proxy {
-            shared: Arc::new(shared),
-        })
+        let shared = Arc::new(shared);
+        if let Some(fleet) = &shared.fleet {
+            fleet.attach(Arc::downgrade(&shared));
+        }
+        Ok(Proxy { shared })
+    }
+
+    /// The registry connection, when the proxy has one.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.shared.fleet.as_ref()
     }
 
     /// Remembers the file the config came from (shown in `/health`).
@@ -108,6 +134,12 @@ impl Proxy {
             tracing::warn!(
                 "listeners and admin changes take effect at the next restart; the running \
                  listeners stay as they are"
+            );
+        }
+        if previous.config.registry != config.registry {
+            tracing::warn!(
+                "registry changes take effect at the next restart; the running registry \
+                 connection stays as it is"
             );
         }
         let built = match Runtime::build(
@@ -143,6 +175,9 @@ impl Proxy {
             });
             status.generation
         };
+        if let Some(fleet) = &self.shared.fleet {
+            fleet.config_changed();
+        }
         tracing::info!(generation, routes, upstreams, "config reloaded");
         Ok(())
     }
@@ -190,13 +225,22 @@ impl Shared {
     pub(crate) fn status(&self) -> MutexGuard<'_, ReloadStatus> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The degradation level requests are shed by: the fleet's while fresh, else 0.
+    pub(crate) fn degradation_level(&self) -> u8 {
+        self.fleet.as_ref().map_or(0, Fleet::degradation_level)
+    }
 }
 
 /// Sets the breaker-state and bulkhead gauges of a new generation, so every series exists from
 /// the start (a dashboard shows `closed`, not nothing).
 fn publish_initial_state(metrics: &Metrics, runtime: &Runtime) {
     for (key, breaker) in &runtime.breakers {
-        metrics.breaker_state(key, breaker.state());
+        let state = match runtime.gates.get(key) {
+            Some(gate) => gate.effective(breaker.state()),
+            None => breaker.state(),
+        };
+        metrics.breaker_state(key, state);
     }
     for (partition, bulkhead) in &runtime.bulkheads {
         crate::observe::bulkhead_gauges(metrics, partition, bulkhead);

@@ -13,8 +13,12 @@
 //!   `bulkhead`;
 //! - retry budget: per endpoint key; when several routes share a key, the first route's
 //!   `retry.budget` config is used for it.
+//! - fleet gate (the key's fleet breaker as last seen from the registry, see `fleet`): per
+//!   endpoint key, carried over whatever the config, since it mirrors the registry rather
+//!   than the file.
 
 use crate::error::ProxyError;
+use crate::fleet::FleetGate;
 use crate::matcher::Matcher;
 use crate::stale::StaleCache;
 use crate::upstream::Upstream;
@@ -42,6 +46,8 @@ pub struct Runtime {
     pub bulkheads: BTreeMap<String, Bulkhead>,
     /// Retry budgets by endpoint key.
     pub budgets: BTreeMap<String, Arc<RetryBudget>>,
+    /// Fleet gates by endpoint key.
+    pub gates: BTreeMap<String, Arc<FleetGate>>,
 }
 
 /// One compiled route.
@@ -59,6 +65,8 @@ pub struct Route {
     pub endpoint_key: String,
     /// The breaker.
     pub breaker: Arc<CircuitBreaker>,
+    /// The fleet breaker of the endpoint key, as the registry last said.
+    pub gate: Arc<FleetGate>,
     /// The bulkhead partition's name.
     pub partition: String,
     /// The bulkhead.
@@ -121,6 +129,7 @@ impl Runtime {
         let mut breakers: BTreeMap<String, Arc<CircuitBreaker>> = BTreeMap::new();
         let mut bulkheads: BTreeMap<String, Bulkhead> = BTreeMap::new();
         let mut budgets: BTreeMap<String, Arc<RetryBudget>> = BTreeMap::new();
+        let mut gates: BTreeMap<String, Arc<FleetGate>> = BTreeMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route_config) in config.routes.iter().enumerate() {
             let name = route_config
@@ -170,6 +179,18 @@ impl Runtime {
                     };
                     breakers.insert(endpoint_key.clone(), Arc::clone(&b));
                     b
+                }
+            };
+
+            let gate = match gates.get(&endpoint_key) {
+                Some(g) => Arc::clone(g),
+                None => {
+                    let g = previous
+                        .and_then(|p| p.gates.get(&endpoint_key))
+                        .cloned()
+                        .unwrap_or_default();
+                    gates.insert(endpoint_key.clone(), Arc::clone(&g));
+                    g
                 }
             };
 
@@ -256,6 +277,7 @@ impl Runtime {
                 upstream,
                 endpoint_key,
                 breaker,
+                gate,
                 partition,
                 bulkhead,
                 budget,
@@ -271,6 +293,7 @@ impl Runtime {
                 breakers,
                 bulkheads,
                 budgets,
+                gates,
             },
             new_upstreams,
         })

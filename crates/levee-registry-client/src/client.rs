@@ -395,7 +395,11 @@ impl RegistryClient {
         live(&self.inner)
     }
 
-    fn fresh(&self) -> bool {
+    /// True while fleet state may be acted on: connected, or disconnected for less than
+    /// `stale_ttl`. When false, [`breaker`](Self::breaker), [`admission`](Self::admission)
+    /// and [`degradation_level`](Self::degradation_level) answer "no opinion" and the instance
+    /// runs on its local breakers alone.
+    pub fn is_fresh(&self) -> bool {
         if self.connected() {
             return true;
         }
@@ -405,6 +409,25 @@ impl RegistryClient {
         }
     }
 
+    /// Time since fleet state was last known to be live (zero while connected); `None`
+    /// before the first connection. What `/health` shows as the registry's last contact.
+    pub fn last_contact(&self) -> Option<Duration> {
+        if self.connected() {
+            return Some(Duration::ZERO);
+        }
+        lock(&self.inner.last_live).map(|at| at.elapsed())
+    }
+
+    /// The registry's base URL.
+    pub fn url(&self) -> &str {
+        self.inner.api.base()
+    }
+
+    /// The configuration the client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
     fn read<T>(&self, f: impl FnOnce(&FleetSnapshot) -> Option<T>) -> Option<T> {
         let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
         cache.as_ref().and_then(f)
@@ -412,7 +435,7 @@ impl RegistryClient {
 
     /// The fleet breaker of `key`, while fleet state is fresh; `None` means local-only.
     pub fn breaker(&self, key: &str) -> Option<BreakerView> {
-        if !self.fresh() {
+        if !self.is_fresh() {
             return None;
         }
         self.read(|s| s.breakers.get(key).cloned())
@@ -451,7 +474,7 @@ impl RegistryClient {
 
     /// The fleet degradation level (SPEC §10) while fleet state is fresh.
     pub fn degradation_level(&self) -> Option<u8> {
-        if !self.fresh() {
+        if !self.is_fresh() {
             return None;
         }
         self.read(|s| Some(s.degradation.level))
@@ -699,6 +722,12 @@ mod tests {
         assert!(client.acquire_probe("k").await.is_none());
         assert_eq!(client.admission("k"), FleetAdmission::NoOpinion);
         assert!(!client.connected());
+        assert!(
+            !client.is_fresh(),
+            "never connected: no fleet state to trust"
+        );
+        assert_eq!(client.last_contact(), None);
+        assert_eq!(client.url(), "http://127.0.0.1:9");
         assert_eq!(client.enabled("t", "x"), None);
         assert_eq!(client.degradation_level(), None);
         assert!(client.flush().await.is_err());

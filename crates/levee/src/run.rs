@@ -1,5 +1,10 @@
 //! `levee run --config FILE`: logging, a tokio runtime, and levee-proxy's daemon lifecycle
-//! (listeners, admin API, hot reload, SIGTERM drain). Wiring only.
+//! (the registry connection — an embedded registry started in this process by default, or a
+//! remote `levee registry` —, listeners, admin API, hot reload, SIGTERM drain). Wiring only.
+//!
+//! Environment: `LEVEE_ADMIN_TOKEN` (or `admin.token_env`) guards admin mutations and is the
+//! embedded registry's operator token; `LEVEE_REGISTRY_TOKEN` (or `registry.token_env`) is the
+//! reporter token for a remote registry; `LEVEE_LOG` filters logs.
 
 use levee_proxy::daemon;
 

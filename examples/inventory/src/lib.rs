@@ -434,7 +434,7 @@ fn control_route(state: &Arc<State>, control: &str, request: &Request<Incoming>)
             );
         }),
         "hang" => state.update(|b| {
-            b.hang = query(request, "on").map_or(true, |v| v == "true" || v == "1");
+            b.hang = query(request, "on").is_none_or(|v| v == "true" || v == "1");
         }),
         "health" => state.update(|b| {
             b.health_status = query(request, "status")

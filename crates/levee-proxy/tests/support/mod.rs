@@ -29,12 +29,24 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Starts the proxy for `yaml` (listeners should use port 0).
+    /// Starts the proxy for `yaml` (listeners should use port 0), on its local breakers alone.
     pub async fn start(yaml: &str) -> Harness {
+        Harness::start_with(yaml, None).await
+    }
+
+    /// Starts the proxy for `yaml` as a client of the remote registry its `registry.url`
+    /// names, with reporter token `token`.
+    pub async fn start_with_registry(yaml: &str, token: &str) -> Harness {
+        Harness::start_with(yaml, Some(token)).await
+    }
+
+    async fn start_with(yaml: &str, registry_token: Option<&str>) -> Harness {
         let config = levee_config::parse(yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
         let metrics = Arc::new(levee_telemetry::Metrics::new(&config.service));
         let listeners = levee_proxy::bind(&config).await.expect("bind");
-        let proxy = Proxy::new(config, metrics).expect("proxy");
+        let fleet = registry_token
+            .map(|token| levee_proxy::Fleet::remote(&config, token).expect("registry client"));
+        let proxy = Proxy::with_fleet(config, metrics, fleet).expect("proxy");
         let server = Server::start(&proxy, listeners);
         let addr = server.addresses()[0].1;
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
