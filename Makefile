@@ -14,8 +14,13 @@ run:
 simulate:
 	$(CARGO) run --release -q -p levee -- simulate
 
-test: fmt-check clippy rust-test conformance vectors-schema openapi go-test
+test: fmt-check clippy rust-test conformance vectors-schema openapi go-test dashboards
 	@echo "make test: all checks passed"
+
+# dashboards/levee.json reads only SPEC §11 metric names and labels (python3 stdlib only).
+.PHONY: dashboards
+dashboards:
+	python3 dashboards/check.py
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
