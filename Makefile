@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 GO ?= go
 
-.PHONY: run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go fmt
+.PHONY: run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-registry fmt
 
 run:
 	bash scripts/run.sh
@@ -59,7 +59,7 @@ go-test:
 	cd go && LEVEE_BIN="$(LEVEE_BIN)" $(GO) test -race -count=1 ./...
 	cd go && $(GO) test -count=1 -run '^TestConformance$$' -v . | grep -E '^conformance:'
 
-bench: bench-core bench-go
+bench: bench-core bench-go bench-proxy bench-registry
 
 bench-core:
 	$(CARGO) bench -p levee-core --bench guarded_call
@@ -68,6 +68,16 @@ bench-core:
 # of its own), with medians and ratios.
 bench-go:
 	GO=$(GO) bash bench/go.sh
+
+# levee run beside HAProxy and nginx (Debian's packages, installed if missing) on loopback:
+# max throughput, fixed-rate latency, CPU per request, peak RSS, as ratios to HAProxy.
+bench-proxy:
+	CARGO=$(CARGO) bash bench/proxy.sh
+
+# levee registry, memory and Redis backends: outcomes ingested per second, propagation of a
+# transition to 100 SSE watchers.
+bench-registry:
+	CARGO=$(CARGO) bash bench/registry.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,140 @@
+//! One HTTP/1.1 keep-alive connection per worker, driven by hyper's low-level client (no
+//! pool, no executor hand-off): the leanest way to put a request on the wire from Rust, so the
+//! generator spends as little of its core as possible.
+
+use bytes::Bytes;
+use http::header::{HOST, USER_AGENT};
+use http::{Method, Request, Uri};
+use http_body_util::BodyExt;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Where requests go.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `host:port` to connect to.
+    pub addr: String,
+    /// The path and query.
+    pub path: String,
+}
+
+impl Target {
+    /// Parses `http://host:port/path`.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("{url}: only http:// URLs"));
+        }
+        let addr = uri
+            .authority()
+            .ok_or_else(|| format!("{url}: no host"))?
+            .to_string();
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), ToString::to_string);
+        Ok(Target { addr, path })
+    }
+
+    /// The same host with another path.
+    pub fn with_path(&self, path: &str) -> Target {
+        Target {
+            addr: self.addr.clone(),
+            path: path.to_string(),
+        }
+    }
+}
+
+/// A request body type every mode can use.
+pub type Body = http_body_util::Full<Bytes>;
+
+/// An open connection.
+pub struct Conn {
+    sender: SendRequest<Body>,
+}
+
+/// How long one exchange may take before it counts as an error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Conn {
+    /// Connects to `addr` with TCP_NODELAY.
+    pub async fn open(addr: &str) -> Result<Conn, String> {
+        let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connect {addr}: timed out"))?
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("nodelay: {e}"))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake {addr}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Conn { sender })
+    }
+
+    /// Sends one request and reads the whole response; the status and body.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        target: &Target,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(u16, Bytes), String> {
+        let exchange = async {
+            self.sender.ready().await.map_err(|e| e.to_string())?;
+            let mut builder = Request::builder()
+                .method(method)
+                .uri(target.path.as_str())
+                .header(HOST, target.addr.as_str())
+                .header(USER_AGENT, "levee-bench-loadgen");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            let request = builder.body(Body::new(body)).map_err(|e| e.to_string())?;
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, bytes))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| "timed out".to_string())?
+    }
+
+    /// Sends a GET and returns the streaming response (for server-sent events).
+    pub async fn stream(
+        &mut self,
+        target: &Target,
+        headers: &[(&str, &str)],
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(target.path.as_str())
+            .header(HOST, target.addr.as_str())
+            .header(USER_AGENT, "levee-bench-loadgen");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Body::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(REQUEST_TIMEOUT, self.sender.send_request(request))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())
+    }
+}
