@@ -123,6 +123,17 @@ impl From<Option<String>> for AdminAuth {
     }
 }
 
+impl AdminAuth {
+    /// True when `presented` is the admin token (compared in constant time); false when no
+    /// token is configured. For credentials carried elsewhere than `Authorization`, such as
+    /// the proxy's `levee-fault-token` header.
+    pub fn accepts(&self, presented: &[u8]) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|token| constant_time_eq(presented, token.as_bytes()))
+    }
+}
+
 /// The credentials of a `Bearer` Authorization value: the scheme is case-insensitive and
 /// followed by one or more spaces (RFC 9110 §11.4, RFC 6750 §2.1).
 fn bearer(value: &[u8]) -> Option<&[u8]> {

@@ -142,6 +142,9 @@ fn missing_hint(field: &str) -> &'static str {
         "key" => ": give the PEM private key file, such as `key: certs/server.key`",
         "max_stale" => ": say how old a served response may be, such as `max_stale: 5m`",
         "rate" => ": give the sustained rate, such as `rate: 100/s`",
+        "percent" => ": say which share of attempts get the fault, 0 to 100, such as `percent: 10`",
+        "status" => ": give the status the injected answer has, such as `status: 503`",
+        "duration" => ": say how long the delay is, such as `duration: 200ms`",
         _ => "",
     }
 }

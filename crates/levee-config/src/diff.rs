@@ -23,6 +23,8 @@ pub struct ConfigDiff {
     pub limits: bool,
     /// The drain settings changed.
     pub drain: bool,
+    /// The `faults` switches changed (route faults are part of `routes`).
+    pub faults: bool,
     /// Upstreams only in the new config, by name.
     pub upstreams_added: Vec<String>,
     /// Upstreams only in the old config, by name.
@@ -54,6 +56,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         registry: old.registry != new.registry,
         limits: old.limits != new.limits,
         drain: old.drain != new.drain,
+        faults: old.faults != new.faults,
         routes: old.routes != new.routes,
         ..ConfigDiff::default()
     };

@@ -38,6 +38,7 @@
 
 mod de;
 mod diff;
+mod document;
 mod error;
 mod loader;
 mod model;
@@ -47,6 +48,7 @@ mod validate;
 mod yaml;
 
 pub use diff::{diff, ConfigDiff};
+pub use document::{parse_document, Located};
 pub use error::{ConfigError, Problem};
 pub use loader::MAX_FILE_BYTES;
 pub use model::*;

@@ -14,8 +14,8 @@
 use crate::de::{from_node, DeError};
 use crate::error::{ConfigError, Problem};
 use crate::model::{
-    AdminConfig, Config, DrainConfig, LimitsConfig, ListenerConfig, RegistryConfig, RouteConfig,
-    UpstreamConfig,
+    AdminConfig, Config, DrainConfig, FaultsConfig, LimitsConfig, ListenerConfig, RegistryConfig,
+    RouteConfig, UpstreamConfig,
 };
 use crate::path::KeyPath;
 use crate::validate;
@@ -37,6 +37,7 @@ pub(crate) const CONFIG_KEYS: &[&str] = &[
     "registry",
     "limits",
     "drain",
+    "faults",
     "upstreams",
     "routes",
 ];
@@ -207,6 +208,7 @@ fn deserialize(root: &Node) -> Result<Config, Vec<DeError>> {
             "registry" => each_key::<RegistryConfig>(value, &at, &mut errors),
             "limits" => each_key::<LimitsConfig>(value, &at, &mut errors),
             "drain" => each_key::<DrainConfig>(value, &at, &mut errors),
+            "faults" => each_key::<FaultsConfig>(value, &at, &mut errors),
             "listeners" => each_item::<ListenerConfig>(value, &at, &mut errors),
             "routes" => each_item::<RouteConfig>(value, &at, &mut errors),
             "upstreams" => match &value.kind {

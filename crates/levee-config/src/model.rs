@@ -9,6 +9,7 @@
 use levee_core::breaker::BreakerConfig;
 use levee_core::bulkhead::BulkheadConfig;
 use levee_core::duration::serde_str;
+use levee_core::fault::FaultSpec;
 use levee_core::outcome::StatusSet;
 use levee_core::rate_limit::RateLimitConfig;
 use levee_core::retry::RetryConfig;
@@ -38,6 +39,9 @@ pub struct Config {
     /// Graceful shutdown.
     #[serde(default)]
     pub drain: DrainConfig,
+    /// Fault injection switches (the faults themselves are per route).
+    #[serde(default)]
+    pub faults: FaultsConfig,
     /// Named upstream clusters.
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Routes, matched in order; the first match wins.
@@ -206,6 +210,16 @@ impl Default for DrainConfig {
     }
 }
 
+/// `faults:`, the process-wide fault injection switches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// When true, a request may ask for a fault with the `levee-fault` header, authorised by
+    /// the admin token in `levee-fault-token`. Off by default: the headers are then ignored
+    /// (and always stripped before forwarding).
+    pub allow_headers: bool,
+}
+
 /// Load-balancing algorithm (SPEC §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -366,6 +380,10 @@ pub struct RouteConfig {
     /// At this degradation level or above the route is shed (SPEC §10).
     #[serde(default)]
     pub shed_at_level: Option<u8>,
+    /// Faults injected into the route's attempts (drills); absent = none. The admin API can
+    /// replace it at runtime (`PUT /api/faults/{route}`).
+    #[serde(default)]
+    pub fault: Option<FaultSpec>,
 }
 
 impl RouteConfig {

@@ -764,6 +764,12 @@ impl Checker<'_> {
             }
             self.headers(&static_at.key("headers"), &fixed.headers, true);
         }
+        if let Some(fault) = &route.fault {
+            let fault_at = at.key("fault");
+            for (key, message) in fault.problems() {
+                self.report(&fault_at.keys(&key), message);
+            }
+        }
         if let Some(level) = route.shed_at_level {
             if level > MAX_LEVEL {
                 self.report(

@@ -17,6 +17,7 @@
 //! | [`deadline`] | §5 `levee-timeout-ms` and `grpc-timeout` |
 //! | [`rate_limit`] | §6 keyed token bucket |
 //! | [`error`] | §7 error codes and their texts |
+//! | [`fault`] | fault injection: which fault an attempt gets |
 //! | [`duration`] | duration strings |
 //! | [`names`] | headers and metric names |
 
@@ -29,6 +30,7 @@ pub mod criticality;
 pub mod deadline;
 pub mod duration;
 pub mod error;
+pub mod fault;
 pub mod fleet;
 pub mod names;
 pub mod outcome;
