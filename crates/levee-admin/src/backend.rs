@@ -7,6 +7,7 @@
 
 use levee_core::breaker::{CircuitBreaker, Mode, Override, Snapshot, State, Transition};
 use levee_core::bulkhead::BulkheadSnapshot;
+use levee_core::fault::FaultSpec;
 use levee_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -38,6 +39,66 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// Every bulkhead, by partition.
     fn bulkheads(&self) -> Vec<BulkheadView>;
 
+    /// Every breaker as the dashboard shows it: the [`BreakerView`] plus its thresholds and
+    /// how long it has been in its state. The default knows only the views.
+    fn dashboard_breakers(&self) -> Vec<crate::DashboardBreaker> {
+        self.breakers()
+            .into_iter()
+            .map(crate::DashboardBreaker::from_view)
+            .collect()
+    }
+
+    /// The breaker transitions recorded after sequence number `seq`, oldest first, at most
+    /// `limit` (the newest). The dashboard's feed; the default records none.
+    fn transitions_since(&self, seq: u64, limit: usize) -> Vec<crate::TransitionEvent> {
+        let _ = (seq, limit);
+        Vec::new()
+    }
+
+    /// The fleet degradation setting and toggles as last received from the registry (no
+    /// I/O); `None` without a registry or before its first state.
+    fn fleet_settings(&self) -> Option<crate::FleetSettings> {
+        None
+    }
+
+    /// Everything the dashboard shows (`GET /api/dashboard`, the `/api/events` snapshots).
+    fn dashboard(&self) -> crate::DashboardSnapshot {
+        crate::dashboard::gather(self)
+    }
+
+    /// The fleet degradation setting, read from the registry (`GET /api/degradation`).
+    /// Unlike the other methods this one may do I/O: it returns a future, awaited off the
+    /// data plane. The default: no registry (503).
+    fn degradation(&self) -> crate::FleetFuture<levee_core::fleet::Degradation> {
+        crate::dashboard::no_registry()
+    }
+
+    /// Sets the fleet degradation level at the registry (`PUT /api/degradation`).
+    fn set_degradation(
+        &self,
+        update: crate::DegradationUpdate,
+    ) -> crate::FleetFuture<levee_core::fleet::Degradation> {
+        let _ = update;
+        crate::dashboard::no_registry()
+    }
+
+    /// Every toggle, read from the registry (`GET /api/toggles`).
+    fn toggles(
+        &self,
+    ) -> crate::FleetFuture<std::collections::BTreeMap<String, crate::ToggleEntry>> {
+        crate::dashboard::no_registry()
+    }
+
+    /// Sets toggle `name` at the registry (`PUT /api/toggles/{name}`).
+    fn set_toggle(
+        &self,
+        name: String,
+        toggle: levee_core::fleet::Toggle,
+    ) -> crate::FleetFuture<crate::ToggleEntry> {
+        let _ = (name, toggle);
+        crate::dashboard::no_registry()
+    }
+
     /// Sets or clears the operator override of breaker `key` (see [`OperatorOverride`];
     /// [`apply_override`] implements the semantics over a local breaker). The backend
     /// publishes the transition (metrics, logs, registry) before returning.
@@ -46,7 +107,79 @@ pub trait AdminBackend: Send + Sync + 'static {
         key: &str,
         value: OperatorOverride,
     ) -> Result<OverrideResult, AdminError>;
+
+    /// Every route with a fault in force (`GET /api/faults`): its admin fault if one was set,
+    /// else its config fault when that is not empty. The default: none (a process without
+    /// fault injection).
+    fn faults(&self) -> Vec<FaultView> {
+        Vec::new()
+    }
+
+    /// Replaces the runtime (admin) fault of `route` with `fault` (`PUT /api/faults/{route}`),
+    /// or clears it with `None` (`DELETE`), after which the config's fault applies again.
+    /// Answers the route's fault now in force. `fault` has passed [`FaultSpec::validate`].
+    fn set_fault(&self, route: &str, fault: Option<FaultSpec>) -> Result<FaultView, FaultError> {
+        let _ = (route, fault);
+        Err(FaultError::Unsupported)
+    }
 }
+
+/// Where the fault in force on a route comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultSource {
+    /// The route's `fault` block in the config file.
+    Config,
+    /// Set at runtime through `PUT /api/faults/{route}`; stays until `DELETE`.
+    Admin,
+    /// No fault (the answer to a `DELETE` on a route without a config fault).
+    None,
+}
+
+/// A route's fault in force, as `/api/faults` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultView {
+    /// The route's name (its `route` metric label: `name`, or `route<N>`).
+    pub route: String,
+    /// Where the fault comes from.
+    pub source: FaultSource,
+    /// The fault, in the shape of the config's `fault` block (durations as strings).
+    pub fault: FaultSpec,
+}
+
+/// Why a fault could not be set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultError {
+    /// No route has this name (404).
+    UnknownRoute {
+        /// The name asked for.
+        route: String,
+        /// The routes there are, for the message.
+        known: Vec<String>,
+    },
+    /// This process does not inject faults (503).
+    Unsupported,
+}
+
+impl fmt::Display for FaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultError::UnknownRoute { route, known } => write!(
+                f,
+                "No route is named `{route}`: use a route's name as the `route` metric label \
+                 shows it (`name`, or `route<N>` for the N-th unnamed route); routes: {}.",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+            FaultError::Unsupported => f.write_str("This process does not inject faults."),
+        }
+    }
+}
+
+impl std::error::Error for FaultError {}
 
 /// Whether the instance should receive traffic (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,10 +18,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Routes, auth rules and JSON shapes: [`router`], [`auth`], [`backend`].
+//! Routes, auth rules and JSON shapes: [`router`], [`auth`], [`backend`]; the live dashboard
+//! (`GET /dashboard`), its event stream and fleet controls: [`dashboard`], [`events`].
 
 pub mod auth;
 pub mod backend;
+pub mod dashboard;
+pub mod events;
 pub mod problem;
 mod server;
 
@@ -30,6 +33,11 @@ pub use backend::{
     apply_override, AdminBackend, AdminError, BreakerView, BulkheadView, ConfigStatus,
     EndpointHealth, EndpointStatus, HealthReport, OperatorOverride, OverrideResult, Readiness,
     RegistryStatus, ReloadAttempt, TransitionView, UpstreamHealth, WindowView,
+};
+pub use backend::{FaultError, FaultSource, FaultView};
+pub use dashboard::{
+    CounterSeries, DashboardBreaker, DashboardSnapshot, DegradationUpdate, FleetError, FleetFuture,
+    FleetSettings, ToggleEntry, TransitionEvent,
 };
 pub use problem::AdminProblem;
 pub use server::{

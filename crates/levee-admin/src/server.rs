@@ -26,6 +26,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+mod faults;
+
 /// Limits of the admin listener. The defaults suit an API used by operators and scrapers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminOptions {
@@ -72,6 +74,10 @@ struct AppState {
 /// | `GET /api/breakers/{key}` | 200 [`BreakerView`], or 404 |
 /// | `PUT`/`POST /api/breakers/{key}/override` | `{"state": "forced_open" \| "disabled" \| "observe" \| "none"}`, bearer token; 200 [`OverrideResult`](crate::OverrideResult) |
 /// | `GET /api/bulkheads` | 200 `{"bulkheads": [BulkheadView…]}` sorted by partition |
+/// | `GET /dashboard`, `GET /api/events`, `/api/degradation`, `/api/toggles` | the live dashboard, its event stream and fleet controls: see [`dashboard`](crate::dashboard) |
+/// | `GET /api/faults` | 200 `{"faults": [FaultView…]}` sorted by route |
+/// | `PUT /api/faults/{route}` | a route `fault` block as JSON, bearer token; 200 [`FaultView`](crate::FaultView) |
+/// | `DELETE /api/faults/{route}` | bearer token; 200 the [`FaultView`](crate::FaultView) in force after |
 ///
 /// Endpoint keys may contain `/` (`upstream/route`); send them as they are or percent-encoded
 /// (`inventory%2Flookup`). Every error is problem+json; every answer is `no-store`.
@@ -85,6 +91,7 @@ pub fn router(
         auth: Arc::new(auth.into()),
         body_limit: options.body_limit,
     };
+    let dashboard = crate::dashboard::routes(&state.backend, &state.auth, options);
     let routes = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
@@ -96,10 +103,16 @@ pub fn router(
             get(get_breaker).put(set_override).post(set_override),
         )
         .route("/api/bulkheads", get(list_bulkheads))
+        .route("/api/faults", get(faults::list))
+        .route(
+            "/api/faults/{route}",
+            axum::routing::put(faults::set).delete(faults::clear),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .with_state(state);
+        .with_state(state)
+        .merge(dashboard);
     with_common_layers(routes, options.request_timeout)
 }
 

@@ -170,7 +170,7 @@ fn classify_response<B>(response: &Response<B>, upstream: &Upstream) -> (Attempt
     let result = AttemptResult::Status(response.status().as_u16());
     let grpc = response
         .headers()
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u32>().ok());
     let outcome = match grpc {
@@ -195,7 +195,8 @@ pub fn awaits_grpc_trailers(end: &AttemptEnd) -> bool {
             .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-const GRPC_STATUS: &str = "grpc-status";
+/// A ready name: a `&str` key would be parsed on every lookup.
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// gRPC `UNKNOWN`: what a body that ends without a status counts as.
 const GRPC_UNKNOWN: u32 = 2;

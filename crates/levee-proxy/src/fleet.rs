@@ -19,8 +19,10 @@
 //!   (`LEVEE_REGISTRY_TOKEN` by default). Unset or empty is a loud warning, not a start
 //!   failure: the proxy still protects with its local breakers, `/health` shows the registry
 //!   disconnected, and a sidecar that refuses to start would turn a secret typo into an outage.
-//! - Embedded: the reporter token is 128 random bits from the OS, made per process and never
-//!   shown: only this proxy reports to its own registry. The operator token is the admin token
+//! - Embedded: the reporter token is the value of `registry.token_env` when that variable is
+//!   set, so the services beside this proxy (a Go app with the SDK's registry client) can report
+//!   to it and share its breakers; otherwise 128 random bits from the OS, made per process and
+//!   never shown: only this proxy reports to its own registry. The operator token is the admin token
 //!   (`admin.token_env`): whoever may steer this proxy through its admin API may steer its
 //!   registry (overrides, toggles, the degradation level) at the URL `/health` shows under
 //!   `registry.url`. Without an admin token the operator token is random too, and — like the
@@ -382,7 +384,12 @@ impl Fleet {
                  registry keeps its state in memory"
             );
         }
-        let reporter = random_token()?;
+        // The reporter token of `registry.token_env` when set, so the services beside this
+        // proxy (a Go app using the SDK's registry client) can join its fleet; else random.
+        let reporter = match env(&config.registry.token_env) {
+            Some(token) => token,
+            None => random_token()?,
+        };
         let operator = match operator_token {
             Some(t) => t.to_string(),
             None => random_token()?,
@@ -461,6 +468,13 @@ impl Fleet {
     /// The registry's base URL.
     pub fn url(&self) -> &str {
         self.inner.client.url()
+    }
+
+    /// The operator API client of an embedded registry (its token is the admin token), used by
+    /// the admin API's degradation and toggle endpoints; `None` for a remote registry, whose
+    /// operator token this instance does not hold.
+    pub fn operator(&self) -> Option<&Api> {
+        self.inner.operator.as_ref()
     }
 
     /// The degradation level the proxy acts on: the fleet's while fresh, else 0.

@@ -16,6 +16,7 @@
 //! | `stale`, `responses` | `stale_if_error` cache, Levee's own answers |
 //! | `forwarding`, `body`, `access_log` | header rewriting, request/response bodies, the log line |
 //! | `admin` | the proxy as levee-admin's `AdminBackend` (`/health`, overrides) |
+//! | `fault` | fault injection per attempt: config, admin API and `levee-fault` header |
 //! | [`fleet`] | the registry client side: fleet breakers, probe leases, degradation level |
 //! | [`reload`] | SIGHUP and file-change reloads |
 //! | [`daemon`] | the whole `levee run` lifecycle, drain included |
@@ -31,6 +32,7 @@ pub mod daemon;
 mod drain;
 mod endpoint;
 pub mod error;
+mod fault;
 pub mod fleet;
 mod forwarding;
 mod health_check;

@@ -102,6 +102,7 @@ pub(crate) async fn handle(
 ) -> Response<ProxyBody> {
     let trace = TraceContext::from_headers(request.headers());
     let (mut parts, body) = request.into_parts();
+    let fault = crate::fault::take_headers(&mut parts.headers);
     let request_id = levee_http::request_id::ensure_request_id(&mut parts.headers);
     let span = levee_telemetry::request_span(
         &trace,
@@ -122,10 +123,11 @@ pub(crate) async fn handle(
         log,
         guards,
         trailer_record: None,
+        fault,
     };
     let (mut response, guards) = call.run(parts, body).instrument(span).await;
     let headers = response.headers_mut();
-    headers.insert(header::REQUEST_ID, request_id);
+    headers.insert(levee_http::headers::name::REQUEST_ID, request_id);
     if draining && version < Version::HTTP_2 {
         // Moves keep-alive clients to a fresh connection, which the next instance will take.
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -147,6 +149,8 @@ struct Call {
     guards: Guards,
     /// The attempt whose outcome the response's gRPC trailers will decide.
     trailer_record: Option<AttemptRecord>,
+    /// The `levee-fault` headers (removed from the request) and the fault they were granted.
+    fault: crate::fault::CallFault,
 }
 
 /// The final answer of the attempts.
@@ -194,6 +198,10 @@ impl Call {
         let span = self.log.span();
         span.record("route", route.name.as_str());
         span.record("upstream", route.upstream.name());
+        if let Some(refused) = crate::fault::admit(&mut self.fault, &route, &self.log, &self.trace)
+        {
+            return refused;
+        }
         let upstream = route.upstream.name();
 
         if let Some(shed_at) = route.config.shed_at_level {
@@ -387,7 +395,7 @@ impl Call {
         let upstream = &route.upstream;
         let idempotent = is_idempotent(
             parts.method.as_str(),
-            parts.headers.contains_key(header::IDEMPOTENCY_KEY),
+            parts.headers.contains_key(levee_http::headers::name::IDEMPOTENCY_KEY),
         );
         let mut attempts = 0u32;
         let mut previous_backoff = None;
@@ -483,7 +491,9 @@ impl Call {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    let end = attempt::send(upstream, request, timeout).await;
+                    let end =
+                        crate::fault::send(&self.fault, route, &self.shared, request, timeout)
+                            .await;
                     let elapsed = record.elapsed();
                     if let (AttemptEnd::Failed { .. }, Some(kind)) = (&end, request_body.fault()) {
                         // The client broke a body limit: not the upstream's failure.

@@ -48,6 +48,8 @@ pub struct Runtime {
     pub budgets: BTreeMap<String, Arc<RetryBudget>>,
     /// Fleet gates by endpoint key.
     pub gates: BTreeMap<String, Arc<FleetGate>>,
+    /// Fault injection state, carried across reloads (see `fault`).
+    pub(crate) faults: Arc<crate::fault::Faults>,
 }
 
 /// One compiled route.
@@ -77,6 +79,8 @@ pub struct Route {
     pub rate_limiter: Option<Arc<KeyedRateLimiter>>,
     /// The stale cache, if `stale_if_error` is set.
     pub stale: Option<Arc<StaleCache>>,
+    /// The process's fault state (the runtime's, shared by every route).
+    pub(crate) faults: Arc<crate::fault::Faults>,
 }
 
 impl Route {
@@ -131,6 +135,7 @@ impl Runtime {
         let mut budgets: BTreeMap<String, Arc<RetryBudget>> = BTreeMap::new();
         let mut gates: BTreeMap<String, Arc<FleetGate>> = BTreeMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
+        let faults = crate::fault::Faults::carry(previous.map(|p| &p.faults), &config);
         for (i, route_config) in config.routes.iter().enumerate() {
             let name = route_config
                 .name
@@ -283,8 +288,10 @@ impl Runtime {
                 budget,
                 rate_limiter,
                 stale,
+                faults: Arc::clone(&faults),
             }));
         }
+        faults.reconfigure(&config);
         Ok(Built {
             runtime: Runtime {
                 config: Arc::new(config),
@@ -294,6 +301,7 @@ impl Runtime {
                 bulkheads,
                 budgets,
                 gates,
+                faults,
             },
             new_upstreams,
         })

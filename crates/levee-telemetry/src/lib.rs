@@ -9,8 +9,10 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod transitions;
 
 pub use logging::{init_logging, request_span, JsonLayer, LoggingError};
 pub use metrics::{
     EndpointMetrics, Metrics, PartitionMetrics, RouteMetrics, CONTENT_TYPE, LATENCY_BUCKETS,
 };
+pub use transitions::{TransitionLog, TransitionRecord};

@@ -49,6 +49,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use crate::transitions::TransitionLog;
+
 /// The `content-type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -137,6 +139,16 @@ struct RouteLabels {
     route: Arc<str>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    route: Arc<str>,
+    kind: &'static str,
+}
+
+/// Faults injected into attempts, by route and kind (`delay`, `abort`, `reset`, `hang`).
+/// Not a SPEC §11 metric: drills count what they injected with it.
+pub const FAULTS_INJECTED_TOTAL: &str = "levee_faults_injected_total";
+
 /// The metric families, shared by [`Metrics`] and every handle (each is an `Arc` inside).
 #[derive(Clone)]
 struct Families {
@@ -151,6 +163,7 @@ struct Families {
     budget_exhausted: Family<EndpointLabels, Counter>,
     fallbacks: Family<FallbackLabels, Counter>,
     rate_limited: Family<RouteLabels, Counter>,
+    faults_injected: Family<FaultLabels, Counter>,
 }
 
 /// Handles by key, looked up by `&str` without allocating.
@@ -183,6 +196,9 @@ pub struct Metrics {
     endpoints: HandleCache<EndpointMetrics>,
     partitions: HandleCache<PartitionMetrics>,
     routes: HandleCache<RouteMetrics>,
+    /// Recent breaker transitions, for the admin dashboard (not a metric: see
+    /// [`TransitionLog`]).
+    transitions: TransitionLog,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -213,6 +229,7 @@ impl Metrics {
             budget_exhausted: Family::default(),
             fallbacks: Family::default(),
             rate_limited: Family::default(),
+            faults_injected: Family::default(),
         };
         let degradation_level = Gauge::default();
         let registry_connected = Gauge::default();
@@ -273,6 +290,11 @@ impl Metrics {
             f.rate_limited.clone(),
         );
         registry.register(
+            counter_name(FAULTS_INJECTED_TOTAL),
+            "Faults injected into attempts, by route and kind",
+            f.faults_injected.clone(),
+        );
+        registry.register(
             metric::DEGRADATION_LEVEL,
             "The fleet degradation level (0-3)",
             degradation_level.clone(),
@@ -290,6 +312,7 @@ impl Metrics {
             endpoints: HandleCache::new(),
             partitions: HandleCache::new(),
             routes: HandleCache::new(),
+            transitions: TransitionLog::default(),
         }
     }
 
@@ -349,6 +372,13 @@ impl Metrics {
     pub fn breaker_transition(&self, transition: &Transition) {
         self.endpoint(&transition.key)
             .breaker_transition(transition);
+        self.transitions.record(transition);
+    }
+
+    /// The recent breaker transitions counted through
+    /// [`breaker_transition`](Self::breaker_transition), for the admin dashboard's feed.
+    pub fn transitions(&self) -> &TransitionLog {
+        &self.transitions
     }
 
     /// Sets the in-flight and queue-depth gauges of a bulkhead partition.
@@ -384,6 +414,18 @@ impl Metrics {
     /// Counts a request refused by `route`'s rate limit.
     pub fn rate_limited(&self, route: &str) {
         self.route(route).rate_limited();
+    }
+
+    /// Counts a fault of `kind` (`delay`, `abort`, `reset`, `hang`) injected into an attempt
+    /// of `route`. Faults are rare drill traffic, so the series is looked up per call.
+    pub fn fault_injected(&self, route: &str, kind: &'static str) {
+        self.families
+            .faults_injected
+            .get_or_create(&FaultLabels {
+                route: Arc::from(route),
+                kind,
+            })
+            .inc();
     }
 
     /// Sets `levee_degradation_level` (0 normal … 3 critical traffic only).
