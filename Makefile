@@ -1,12 +1,25 @@
 # Levee's two commands:
-#   make run   – Levee's main job on the embedded defaults (nothing else to install)
-#   make test  – every check and test: Rust, Go, conformance vectors (what CI runs)
+#   make demo  – the demo fleet behind levee, the dashboard and a drill (nothing else to install)
+#   make test  – every check and test: Rust, Go, conformance, drills, Prometheus, browser (CI)
 SHELL := /bin/bash
 CARGO ?= cargo
 GO ?= go
 
-.PHONY: run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-registry fmt
+.PHONY: demo demo-build drills prometheus e2e fleet-go-test run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-registry fmt
 
+# The demo fleet (Go storefront and recommendations, Rust inventory and pricing) behind a levee
+# sidecar with its registry and dashboard; runs examples/fleet/drill.yaml, then keeps running.
+demo: demo-build
+	$(BIN_DIR)/levee demo
+
+# The fleet's programs beside levee: Rust with cargo, Go with go build (PROFILE=debug for tests).
+PROFILE ?= release
+BIN_DIR = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(PROFILE)
+demo-build:
+	$(CARGO) build -q --locked $(if $(filter release,$(PROFILE)),--release) -p levee -p inventory -p pricing
+	cd examples/fleet && $(GO) build -o $(BIN_DIR)/ ./storefront ./recommendations
+
+# levee in front of the inventory example alone (examples/levee.yaml).
 run:
 	bash scripts/run.sh
 
@@ -14,7 +27,7 @@ run:
 simulate:
 	$(CARGO) run --release -q -p levee -- simulate
 
-test: fmt-check clippy rust-test conformance vectors-schema openapi go-test dashboards
+test: fmt-check clippy rust-test conformance vectors-schema openapi go-test fleet-go-test dashboards drills prometheus e2e
 	@echo "make test: all checks passed"
 
 # dashboards/levee.json reads only SPEC §11 metric names and labels (python3 stdlib only).
@@ -58,6 +71,27 @@ go-test:
 	$(CARGO) build -q -p levee --locked
 	cd go && LEVEE_BIN="$(LEVEE_BIN)" $(GO) test -race -count=1 ./...
 	cd go && $(GO) test -count=1 -run '^TestConformance$$' -v . | grep -E '^conformance:'
+
+# The demo fleet's Go services (examples/fleet, a module of its own).
+fleet-go-test:
+	@test -z "$$(cd examples/fleet && gofmt -l .)" || { echo "gofmt needed:"; cd examples/fleet && gofmt -l .; exit 1; }
+	cd examples/fleet && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+# A real `levee demo`: its drill must pass, a drill built to fail an SLO must exit 1.
+drills:
+	$(MAKE) --no-print-directory demo-build PROFILE=debug
+	BIN=$(abspath $(or $(CARGO_TARGET_DIR),target))/debug bash scripts/drills.sh
+
+# The dashboard in headless Chromium (Debian's chromium, installed if missing) against a real
+# `levee demo`: an outage shows the breaker open; screenshot in artifacts/dashboard.png.
+e2e:
+	$(MAKE) --no-print-directory demo-build PROFILE=debug
+	bash scripts/e2e-dashboard.sh
+
+# A real Prometheus (Debian package) scrapes levee's /metrics; PromQL finds the breaker states.
+prometheus:
+	$(CARGO) build -q --locked -p levee
+	LEVEE=$(abspath $(or $(CARGO_TARGET_DIR),target))/debug/levee bash scripts/check-prometheus.sh
 
 bench: bench-core bench-go bench-proxy bench-registry
 

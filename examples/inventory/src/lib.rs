@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` (or the status set by `POST /control/health?status=N`) |
 //! | `GET /items/{id}` | `200` JSON `{"id", "name", "served_by"}` |
+//! | `POST /reserve/{id}` | `200` JSON `{"id", "reserved": true, "served_by"}` |
 //! | `POST /echo` | `200` with the request body |
 //! | `POST /grpc.Echo/Echo` | gRPC-style: `application/grpc`, the request body, trailers `grpc-status: 0` |
 //! | `GET /stats` | `{"received", "completed", "cancelled", "in_flight", "bodies"}` |
@@ -364,6 +365,14 @@ async fn serve(state: &Arc<State>, request: Request<Incoming>, path: &str) -> Re
                     .unwrap_or(HeaderValue::from_static("")),
             );
             return r;
+        }
+    }
+    if let Some(id) = path.strip_prefix("/reserve/") {
+        if method == Method::POST {
+            return json(
+                StatusCode::OK,
+                &serde_json::json!({"id": id, "reserved": true, "served_by": state.name}),
+            );
         }
     }
     if method == Method::POST && path == "/echo" {
