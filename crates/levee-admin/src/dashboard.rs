@@ -135,6 +135,38 @@ pub struct FleetSettings {
     pub degradation: Degradation,
     /// Toggles by name.
     pub toggles: BTreeMap<String, ToggleEntry>,
+    /// Every fleet breaker the registry holds, by key: those of this instance and those of
+    /// the services beside it (a Go storefront's `pricing`), whatever their language. The
+    /// registry holds a breaker from its first transition or override on.
+    pub breakers: BTreeMap<String, FleetBreaker>,
+}
+
+/// A fleet breaker as the registry reports it: every reporter's outcomes together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetBreaker {
+    /// The fleet state.
+    pub state: BreakerState,
+    /// Counted calls in the fleet window.
+    pub counted: u64,
+    /// Failures and timeouts among them.
+    pub failures: u64,
+    /// When `open` ends (Unix ms), while open.
+    pub open_until_unix_ms: Option<u64>,
+    /// The last transition: from, to, why, when.
+    pub last_transition: Option<FleetTransition>,
+}
+
+/// A fleet breaker's last transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetTransition {
+    /// The state left.
+    pub from: BreakerState,
+    /// The state entered.
+    pub to: BreakerState,
+    /// Why (SPEC §2 words).
+    pub reason: Reason,
+    /// When (Unix ms).
+    pub at_unix_ms: u64,
 }
 
 /// One breaker transition, as the dashboard's feed shows it.

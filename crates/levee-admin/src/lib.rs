@@ -36,8 +36,8 @@ pub use backend::{
 };
 pub use backend::{FaultError, FaultSource, FaultView};
 pub use dashboard::{
-    CounterSeries, DashboardBreaker, DashboardSnapshot, DegradationUpdate, FleetError, FleetFuture,
-    FleetSettings, ToggleEntry, TransitionEvent,
+    CounterSeries, DashboardBreaker, DashboardSnapshot, DegradationUpdate, FleetBreaker,
+    FleetError, FleetFuture, FleetSettings, FleetTransition, ToggleEntry, TransitionEvent,
 };
 pub use problem::AdminProblem;
 pub use server::{

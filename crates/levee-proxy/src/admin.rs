@@ -22,8 +22,8 @@ use levee_admin::{
     HealthReport, OperatorOverride, OverrideResult, Readiness, RegistryStatus, TransitionView,
 };
 use levee_admin::{
-    DashboardBreaker, DegradationUpdate, FleetError, FleetFuture, FleetSettings, ToggleEntry,
-    TransitionEvent,
+    DashboardBreaker, DegradationUpdate, FleetBreaker, FleetError, FleetFuture, FleetSettings,
+    FleetTransition, ToggleEntry, TransitionEvent,
 };
 use levee_admin::{FaultError, FaultView};
 use levee_config::RegistryMode;
@@ -178,7 +178,13 @@ impl AdminBackend for Proxy {
 
     fn fleet_settings(&self) -> Option<FleetSettings> {
         let snapshot = self.shared.fleet.as_ref()?.client().snapshot()?;
-        Some(settings(snapshot.degradation, &snapshot.toggles))
+        let mut settings = settings(snapshot.degradation, &snapshot.toggles);
+        settings.breakers = snapshot
+            .breakers
+            .iter()
+            .map(|(key, b)| (key.clone(), fleet_breaker(b)))
+            .collect();
+        Some(settings)
     }
 
     fn degradation(&self) -> FleetFuture<Degradation> {
@@ -278,9 +284,26 @@ fn view(breaker: &CircuitBreaker, gate: Option<&FleetGate>, now: Timestamp) -> B
 // saying where to make them) and reads answer from the registry client's watch cache while it
 // is connected.
 
+/// The dashboard's view of a registry breaker.
+fn fleet_breaker(b: &levee_registry_client::api::BreakerView) -> FleetBreaker {
+    FleetBreaker {
+        state: b.state,
+        counted: b.window.counted,
+        failures: b.window.failures,
+        open_until_unix_ms: b.open_until_ms,
+        last_transition: b.last_transition.as_ref().map(|t| FleetTransition {
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            at_unix_ms: t.at_ms,
+        }),
+    }
+}
+
 fn settings(degradation: Degradation, toggles: &BTreeMap<String, ToggleView>) -> FleetSettings {
     FleetSettings {
         degradation,
+        breakers: BTreeMap::new(),
         toggles: toggles
             .iter()
             .map(|(name, v)| {

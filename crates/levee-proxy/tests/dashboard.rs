@@ -490,3 +490,42 @@ impl Fixture {
         self.server.addresses()[0].1
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakers_of_other_services_in_the_fleet_are_shown() {
+    let f = Fixture::start().await;
+    // Another service's breaker, `pricing`, as the Go storefront's would be: an operator
+    // forces it open at the registry, which then holds it for the whole fleet.
+    let registry = f.fleet.url().to_string();
+    let mut request = request(
+        Method::PUT,
+        &format!("{registry}/v1/breakers/pricing/override"),
+        json!({"override": "forced_open"}).to_string(),
+    );
+    request.headers_mut().insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    let set = send(request).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    let breaker = eventually(
+        "the dashboard shows the fleet breaker `pricing`",
+        || async {
+            let s = f.admin_get("/api/dashboard").await.json();
+            let b = s["fleet"]["breakers"]["pricing"].clone();
+            (b["state"] == "forced_open").then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(breaker["last_transition"]["to"], "forced_open");
+    assert_eq!(breaker["last_transition"]["reason"], "operator");
+    // It is not one of this instance's own breakers.
+    let s = f.admin_get("/api/dashboard").await.json();
+    let local: Vec<&str> = s["breakers"]
+        .as_array()
+        .expect("breakers")
+        .iter()
+        .filter_map(|b| b["key"].as_str())
+        .collect();
+    assert_eq!(local, ["inventory"]);
+}

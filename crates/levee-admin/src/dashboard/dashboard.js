@@ -426,6 +426,28 @@ function renderToggles(s) {
   setText(field("toggles-empty"), s.registry ? "No toggles." : "No registry: toggles need one.");
 }
 
+// Breakers the registry holds that this instance does not run: the storefront's, in Go.
+function renderFleetBreakers(s) {
+  const local = new Set(s.breakers.map((b) => b.key));
+  const fleet = (s.fleet && s.fleet.breakers) || {};
+  const keys = Object.keys(fleet).filter((k) => !local.has(k)).sort();
+  const rows = keys.map((key) => {
+    const b = fleet[key];
+    const t = b.last_transition;
+    const openFor = b.open_until_unix_ms ? fmtDuration(Math.max(0, b.open_until_unix_ms - s.at_unix_ms)) : "–";
+    return el("tr", { dataset: { fleetBreaker: key } }, [
+      el("td", { class: "key", text: key }),
+      el("td", {}, el("span", { class: `pill ${b.state}`, dataset: { field: "state" }, text: b.state })),
+      el("td", { class: "num", text: fmtCount(b.counted) }),
+      el("td", { class: "num", text: fmtCount(b.failures) }),
+      el("td", { text: t ? `${fmtClock(t.at_unix_ms)} ${t.from} → ${t.to} (${t.reason})` : "–" }),
+      el("td", { class: "num", text: openFor }),
+    ]);
+  });
+  field("fleet-breakers").replaceChildren(...rows);
+  field("fleet-breakers-empty").hidden = keys.length > 0;
+}
+
 function renderHeader(s) {
   setText(field("service"), s.service);
   const status = field("status");
@@ -448,6 +470,7 @@ function render(s) {
   renderHeader(s);
   renderLevel(s);
   renderBreakers(s);
+  renderFleetBreakers(s);
   renderBulkheads(s);
   renderCounters(s);
   renderToggles(s);
