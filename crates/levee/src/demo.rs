@@ -12,7 +12,8 @@
 //! each is started on a port the OS picks and says where it listens on its first line. The
 //! sidecar runs in this process on examples/fleet/levee.yaml (embedded in the binary), with
 //! the picked addresses in place of the file's defaults. Logs of the children go to files in
-//! a temporary directory shown at start.
+//! a temporary directory shown at start, removed when the demo ends normally (kept when it
+//! could not start, for the error message that points at them).
 
 use crate::drill;
 use levee_proxy::daemon;
@@ -276,6 +277,7 @@ async fn demo(
     }
     if args.exit_after_drill {
         fleet.stop().await;
+        let _ = std::fs::remove_dir_all(&work);
         return Ok(passed);
     }
     println!(
@@ -284,6 +286,7 @@ async fn demo(
     );
     let ended = sidecar.await;
     fleet.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
     match ended {
         Ok(Ok(())) => Ok(passed),
         Ok(Err(e)) => Err(e.to_string()),
