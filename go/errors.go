@@ -237,16 +237,35 @@ func OutcomeOf(err error) Outcome {
 
 // Problem is the RFC 9457 error envelope (SPEC §7), identical in meaning in every Levee
 // implementation.
+//
+// Fields with no value are left out of the JSON, as levee-http's envelope leaves them out
+// (docs/decisions.md "Envelope fields with no value are left out"): a Levee envelope always
+// fills type, title, status, code and detail, and a plain RFC 9457 problem that is not a Levee
+// error (type about:blank, no code) can be written with the same struct. Degraded is written
+// whenever Code is set, false included (bad_request is not a degraded answer, and says so, as
+// levee-http does); a problem without a code is not Levee's and carries no degraded field.
 type Problem struct {
-	Type        string `json:"type"`
-	Title       string `json:"title"`
-	Status      int    `json:"status"`
-	Code        string `json:"code"`
-	Detail      string `json:"detail"`
+	Type        string `json:"type,omitempty"` // "" reads as about:blank (RFC 9457 §4.2.1)
+	Title       string `json:"title,omitempty"`
+	Status      int    `json:"status,omitempty"`
+	Code        string `json:"code,omitempty"` // the SPEC §7 code; "" for a problem that is not Levee's
+	Detail      string `json:"detail,omitempty"`
 	Degraded    bool   `json:"degraded"`
 	RetryAfterS int64  `json:"retry_after_s,omitempty"`
 	Upstream    string `json:"upstream,omitempty"`
 	TraceID     string `json:"trace_id,omitempty"`
+}
+
+// MarshalJSON writes the envelope, leaving out the fields with no value (see Problem).
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type wire Problem // no methods: no recursion
+	if p.Code != "" {
+		return json.Marshal(wire(p))
+	}
+	return json.Marshal(struct {
+		wire
+		Degraded bool `json:"degraded,omitempty"` // shadows wire.Degraded
+	}{wire(p), p.Degraded})
 }
 
 // UnknownUpstream is what the detail text calls an upstream Levee does not know yet (the

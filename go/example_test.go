@@ -95,13 +95,16 @@ func Example_server() {
 
 	req := httptest.NewRequest("GET", "/", nil)
 	req.Header.Set("levee-timeout-ms", "soon")
+	// The trace is continued (or, without a traceparent, a new one starts): the envelope
+	// shows its id.
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
 	fmt.Print(rec.Body.String())
 	// Output:
 	// 400 application/problem+json
-	// {"type":"urn:levee:error:bad_request","title":"Bad request","status":400,"code":"bad_request","detail":"The request to checkout was malformed.","degraded":false,"upstream":"checkout"}
+	// {"type":"urn:levee:error:bad_request","title":"Bad request","status":400,"code":"bad_request","detail":"The request to checkout was malformed.","degraded":false,"upstream":"checkout","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
 }
 
 // A client guarded by Levee: breaker per endpoint key, retries with a budget, deadline and

@@ -600,3 +600,22 @@ func (c *allowCall) done(seq uint64, o levee.Outcome) {
 	end := b.clock.Now()
 	b.emit(b.Record(permit, o, end.Since(start), end))
 }
+
+// adopt takes over old's state (see Group.Reconfigure): b is new and not shared yet.
+func (b *Breaker) adopt(old *Breaker) {
+	old.mu.Lock()
+	s, generation := unpack(old.state.Load())
+	ctl := old.ctl
+	old.mu.Unlock()
+	// The grown open wait (re-opens multiply it) carries over, within the new cap.
+	grown := min(max(ctl.cappedWaitNanos, b.ctl.cappedWaitNanos), uint64(b.config.Open.MaxWait))
+	switch s {
+	case Open:
+		b.ctl.openUntil = ctl.openUntil
+		b.ctl.cappedWaitNanos = grown
+	case HalfOpen:
+		b.ctl.halfOpenSince = ctl.halfOpenSince
+		b.ctl.cappedWaitNanos = grown
+	}
+	b.publish(s, generation+1)
+}

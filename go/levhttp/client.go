@@ -37,7 +37,12 @@ const DefaultMaxReplayBody = 64 << 10
 //     can be replayed (GetBody, at most MaxReplayBody bytes), never when the breaker is open or
 //     the deadline too short; Retry-After is honoured; with the budget spent the last real
 //     response is returned;
-//   - Fallback, when set, may answer instead of an error.
+//   - Fallback, when set, may answer instead of an error;
+//   - the W3C trace (SPEC §11) is continued under a new span id per call: the request's own
+//     traceparent (and tracestate) when valid, else the trace in its context (WithTrace;
+//     Handler puts the inbound request's there), else a new trace; see Trace;
+//   - Classify, when set, decides each attempt's outcome for the breaker, bulkhead and
+//     metrics instead of the status-only SPEC §1 default.
 //
 // Refusals are *levee.Error values (errors.Is(err, levee.ErrCircuitOpen) …); wrap a handler
 // with levee.WriteError to answer them as problem+json. The zero value is a plain pass-through
@@ -52,10 +57,22 @@ type Transport struct {
 	FailureStatuses levee.StatusSet            // zero value = 500, 502, 503, 504
 	Fallback        func(*http.Request, error) (*http.Response, error)
 	Observer        levee.Observer   // nil = none
-	Clock           levee.Clock      // policy time and backoff waits; nil = levee.SystemClock
+	Clock           levee.Clock      // policy time, and retry waits while Sleep is nil; nil = levee.SystemClock
 	Random          levee.Random     // backoff jitter; nil = a SplitMix64 from entropy
 	Now             func() time.Time // wall clock for deadlines; nil = time.Now
 	MaxReplayBody   int64            // 0 = DefaultMaxReplayBody
+
+	// Classify, when set, is each attempt's outcome (SPEC §1) from its response (nil when the
+	// attempt failed) and error: what the breaker, the bulkhead and Observer record. It must
+	// not read or close the body. It does not change what is retried (Retry's retry_on does).
+	// nil = the SPEC default: a transport error is a failure (timeout for a deadline,
+	// cancelled when the caller left), and FailureStatuses decides statuses. A Classify that
+	// wants the default for some answers calls DefaultClassify.
+	Classify func(resp *http.Response, err error) levee.Outcome
+	// Sleep waits d before a retry, or returns ctx's error when ctx ends first. nil = a wait
+	// on Clock (a levee.ManualClock then holds retries until advanced). Tests that freeze
+	// breaker time with a ManualClock and still want retries to run set SleepWallClock.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	once    sync.Once
 	mu      sync.Mutex
@@ -204,6 +221,7 @@ func (t *Transport) attempts(req *http.Request, key string) (*http.Response, lev
 	}
 	idempotent := retry.IsIdempotent(req.Method, req.Header.Get(levee.HeaderIdempotencyKey) != "")
 	replayable := t.replayable(req)
+	span := t.trace(req)
 	var previous *time.Duration
 	for attempt := uint32(1); ; attempt++ {
 		var done func(levee.Outcome)
@@ -214,11 +232,8 @@ func (t *Transport) attempts(req *http.Request, key string) (*http.Response, lev
 				return nil, levee.OutcomeOf(err), err
 			}
 		}
-		resp, result, err := t.send(req, attempt)
-		outcome := levee.Classify(result, t.FailureStatuses)
-		if err != nil && outcome == levee.Success {
-			outcome = levee.Failure
-		}
+		resp, result, err := t.send(req, attempt, span)
+		outcome := t.classify(resp, result, err)
 		if done != nil {
 			done(outcome)
 		}
@@ -278,8 +293,63 @@ func (t *Transport) final(resp *http.Response, err error, outcome levee.Outcome,
 	return nil, outcome, &levee.Error{Code: levee.CodeUpstreamUnavailable, Upstream: key, Err: err}
 }
 
-// wait sleeps d on the transport's clock, or until ctx is done.
+// classify is an attempt's outcome: Classify's, or the SPEC §1 default.
+func (t *Transport) classify(resp *http.Response, result levee.AttemptResult, err error) levee.Outcome {
+	if t.Classify != nil {
+		return t.Classify(resp, err)
+	}
+	outcome := levee.Classify(result, t.FailureStatuses)
+	if err != nil && outcome == levee.Success {
+		outcome = levee.Failure
+	}
+	return outcome
+}
+
+// DefaultClassify is the SPEC §1 classification Transport applies without Classify: a
+// response is a failure when its status is in failureStatuses (the zero set: 500, 502, 503,
+// 504), a success otherwise; an error is cancelled when ctx was cancelled, a timeout when a
+// deadline passed, a failure otherwise.
+func DefaultClassify(ctx context.Context, resp *http.Response, err error, failureStatuses levee.StatusSet) levee.Outcome {
+	if err != nil {
+		switch {
+		case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+			return levee.Cancelled
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+			return levee.Timeout
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return levee.Timeout
+		}
+		return levee.Failure
+	}
+	if resp == nil {
+		return levee.Failure
+	}
+	return levee.ClassifyStatus(resp.StatusCode, failureStatuses)
+}
+
+// SleepWallClock waits d on a real timer, or until ctx is done: the Transport.Sleep for tests
+// whose Clock is a levee.ManualClock that should not hold retries.
+func SleepWallClock(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wait sleeps d before a retry: with Sleep, or on the transport's clock, or until ctx is done.
 func (t *Transport) wait(ctx context.Context, d time.Duration) error {
+	if t.Sleep != nil {
+		return t.Sleep(ctx, d)
+	}
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -294,9 +364,22 @@ func (t *Transport) wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// send makes one attempt: a clone of req with a fresh body, the remaining deadline and the
-// criticality written into the headers, under the per-try timeout.
-func (t *Transport) send(req *http.Request, attempt uint32) (*http.Response, levee.AttemptResult, error) {
+// trace is the call's span: the request's traceparent continued, else its context's trace,
+// else a new trace; each with a new span id.
+func (t *Transport) trace(req *http.Request) Trace {
+	if len(req.Header.Values(levee.HeaderTraceparent)) > 0 {
+		return TraceFromHeader(req.Header)
+	}
+	if parent, ok := TraceFrom(req.Context()); ok {
+		return Trace{TraceID: parent.TraceID, SpanID: newSpanID(), ParentID: parent.SpanID,
+			Flags: parent.Flags, TraceState: parent.TraceState}
+	}
+	return NewTrace()
+}
+
+// send makes one attempt: a clone of req with a fresh body, the remaining deadline, the
+// criticality and the call's traceparent written into the headers, under the per-try timeout.
+func (t *Transport) send(req *http.Request, attempt uint32, span Trace) (*http.Response, levee.AttemptResult, error) {
 	ctx := req.Context()
 	var cancel context.CancelFunc = func() {}
 	if t.Retry != nil && t.Retry.Config().PerTryTimeout > 0 {
@@ -317,6 +400,7 @@ func (t *Transport) send(req *http.Request, attempt uint32) (*http.Response, lev
 	if c, ok := levee.LookupCriticality(req.Context()); ok {
 		out.Header.Set(levee.HeaderCriticality, c.String())
 	}
+	span.Inject(out.Header)
 	resp, err := t.base().RoundTrip(out)
 	if err != nil {
 		cancel()

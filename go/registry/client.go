@@ -202,6 +202,44 @@ type Client struct {
 	wg      sync.WaitGroup
 
 	onWait func(kind string, d time.Duration) // tests: called once a wait's timer is set
+
+	watchersMu sync.Mutex
+	watchers   map[uint64]func()
+	watcherSeq uint64
+}
+
+// OnFleetChange registers f, called after every watch event is applied and every
+// ReportInterval (so that the end of StaleTTL is noticed), from the client's goroutines, one
+// call at a time per event. It is breaker.FleetNotifier's method: a breaker.Group made with
+// breaker.WithFleet(client) registers itself, and so counts fleet transitions (reason fleet)
+// and applies distributed policies without more code. cancel unregisters f.
+func (c *Client) OnFleetChange(f func()) (cancel func()) {
+	c.watchersMu.Lock()
+	defer c.watchersMu.Unlock()
+	if c.watchers == nil {
+		c.watchers = map[uint64]func(){}
+	}
+	c.watcherSeq++
+	id := c.watcherSeq
+	c.watchers[id] = f
+	return func() {
+		c.watchersMu.Lock()
+		defer c.watchersMu.Unlock()
+		delete(c.watchers, id)
+	}
+}
+
+// notifyChange calls the OnFleetChange functions.
+func (c *Client) notifyChange() {
+	c.watchersMu.Lock()
+	list := make([]func(), 0, len(c.watchers))
+	for _, f := range c.watchers {
+		list = append(list, f)
+	}
+	c.watchersMu.Unlock()
+	for _, f := range list {
+		f()
+	}
 }
 
 // The kinds of wait, for tests.
@@ -475,3 +513,10 @@ func (c *Client) logWarn(msg string, args ...any) {
 		c.log.Warn(msg, args...)
 	}
 }
+
+// The breaker package's optional fleet interfaces, checked at compile time.
+var (
+	_ breaker.FleetView     = (*Client)(nil)
+	_ breaker.PolicySource  = (*Client)(nil)
+	_ breaker.FleetNotifier = (*Client)(nil)
+)

@@ -236,6 +236,7 @@ func (c *Client) reportLoop(ctx context.Context) {
 			return
 		}
 		c.refreshGauges()
+		c.notifyChange() // fleet state may have gone stale since the last event
 		if err := c.Flush(ctx); err != nil {
 			if ctx.Err() != nil {
 				return

@@ -176,5 +176,6 @@ func (c *Client) handle(item sseItem) error {
 	c.state.Store(c.apply(c.state.Load(), id, &d))
 	c.lastID.Store(id)
 	c.refreshGauges()
+	c.notifyChange()
 	return nil
 }

@@ -4,10 +4,10 @@
 //
 //   - levhttp.Handler reads levee-timeout-ms (the caller's remaining time becomes the request
 //     deadline, capped by Config.Timeout) and levee-criticality;
-//   - a bulkhead bounds concurrent requests and sheds by criticality (SPEC §3): sheddable
-//     requests may fill half of it, standard ones 80%, critical ones all of it, so under load
-//     the storefront's sheddable calls are refused first, with 503 bulkhead_full
-//     problem+json;
+//   - levhttp.ServerOptions.Bulkhead bounds concurrent requests and sheds by criticality
+//     (SPEC §3): sheddable requests may fill half of it, standard ones 80%, critical ones all
+//     of it, so under load the storefront's sheddable calls are refused first, with 503
+//     bulkhead_full problem+json and Retry-After;
 //   - chaos controls (/control/*) make it fail, slow down or hang on demand.
 //
 // GET /healthz and GET /metrics (Prometheus, service="recommendations") always answer.
@@ -15,7 +15,6 @@ package recommend
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -88,8 +87,8 @@ func New(cfg Config) (*Service, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/control/", ch.Controls())
-	app := Shed(pool, metrics, ch.Wrap(http.HandlerFunc(recommendations)))
-	mux.Handle("GET /recommendations", levhttp.Handler(app, levhttp.ServerOptions{Service: ServiceName, Timeout: cfg.Timeout}))
+	mux.Handle("GET /recommendations", levhttp.Handler(ch.Wrap(http.HandlerFunc(recommendations)),
+		levhttp.ServerOptions{Service: ServiceName, Timeout: cfg.Timeout, Bulkhead: pool, Observer: metrics}))
 	return &Service{handler: mux, chaos: ch}, nil
 }
 
@@ -98,55 +97,6 @@ func (s *Service) Handler() http.Handler { return s.handler }
 
 // Chaos returns the service's chaos controls (Close it on shutdown to release hung calls).
 func (s *Service) Chaos() *chaos.Chaos { return s.chaos }
-
-// Shed admits a request into pool by the criticality levhttp.Handler put in its context, and
-// answers a refusal with the SPEC §7 envelope (503 bulkhead_full). The slot is held until next
-// returns; the outcome recorded is the response status classified as SPEC §1 says.
-func Shed(pool *bulkhead.Bulkhead, obs levee.Observer, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		done, err := pool.Allow(ctx)
-		if err != nil {
-			var le *levee.Error
-			if errors.As(err, &le) {
-				obs.BulkheadRejected(pool.Name(), levee.CriticalityFrom(ctx), le.Reason)
-				levee.WriteError(w, err, levhttp.TraceID(r.Header))
-			}
-			// Otherwise the caller went away while queued: nobody is listening.
-			return
-		}
-		obs.BulkheadLoad(pool.Name(), int(pool.InFlight()), pool.QueueDepth())
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			outcome := levee.ClassifyStatus(sw.status, levee.StatusSet{})
-			if ctx.Err() != nil && !sw.wrote {
-				outcome = levee.OutcomeOf(ctx.Err())
-			}
-			done(outcome)
-			obs.BulkheadLoad(pool.Name(), int(pool.InFlight()), pool.QueueDepth())
-		}()
-		next.ServeHTTP(sw, r)
-	})
-}
-
-// statusWriter remembers the status a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if !w.wrote {
-		w.status, w.wrote = status, true
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
 
 // Item is one recommendation.
 type Item struct {
@@ -189,14 +139,14 @@ func validID(s string) bool {
 func recommendations(w http.ResponseWriter, r *http.Request) {
 	item := r.URL.Query().Get("item")
 	if !validID(item) {
-		p := levee.NewProblem(levee.CodeBadRequest, ServiceName, 0, levhttp.TraceID(r.Header))
+		p := levee.NewProblem(levee.CodeBadRequest, ServiceName, 0, levhttp.TraceIDFrom(r.Context()))
 		p.Detail = fmt.Sprintf("item is %q: ask for /recommendations?item=ID, where ID is 1 to 64 letters, digits, '-', '_' or '.'", item)
 		levee.WriteProblem(w, p)
 		return
 	}
 	body, err := json.Marshal(map[string][]Item{"items": For(item)})
 	if err != nil {
-		levee.WriteError(w, err, levhttp.TraceID(r.Header))
+		levee.WriteError(w, err, levhttp.TraceIDFrom(r.Context()))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -23,14 +23,11 @@ package storefront
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -360,7 +357,9 @@ type part struct {
 
 func (s *Service) product(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	traceID, traceparent := trace(r.Header)
+	// levhttp.Handler continued the caller's trace (or started one) and put it in the
+	// context: the envelopes show its id, and every dependency call continues it.
+	traceID := levhttp.TraceIDFrom(r.Context())
 	if !validID(id) {
 		p := levee.NewProblem(levee.CodeBadRequest, ServiceName, 0, traceID)
 		p.Detail = fmt.Sprintf("product id %q is not valid: use 1 to 64 letters, digits, '-', '_' or '.'", id)
@@ -370,7 +369,7 @@ func (s *Service) product(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	call := func(d *dependency, path string, q url.Values, read func([]byte) (json.RawMessage, bool)) part {
-		return s.call(ctx, d, traceID, traceparent, path, q, read)
+		return s.call(ctx, d, traceID, path, q, read)
 	}
 	var price, recs part
 	var wg sync.WaitGroup
@@ -432,25 +431,17 @@ func (s *Service) product(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeNotFound answers a product inventory does not know: a plain RFC 9457 404, not a Levee
-// error code (the page is not degraded, the product does not exist).
+// error code (the page is not degraded, the product does not exist), so the envelope has no
+// code and no degraded field.
 func writeNotFound(w http.ResponseWriter, id, traceID string) {
-	body, _ := json.Marshal(struct {
-		Type    string `json:"type"`
-		Title   string `json:"title"`
-		Status  int    `json:"status"`
-		Detail  string `json:"detail"`
-		TraceID string `json:"trace_id"`
-	}{"about:blank", "Not found", http.StatusNotFound, fmt.Sprintf("There is no product %s.", id), traceID})
-	w.Header().Set("Content-Type", levee.ContentTypeProblem)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusNotFound)
-	_, _ = w.Write(body)
+	levee.WriteProblem(w, levee.Problem{Type: "about:blank", Title: "Not found", Status: http.StatusNotFound,
+		Detail: fmt.Sprintf("There is no product %s.", id), TraceID: traceID})
 }
 
 // call makes one dependency's GET and turns its answer into a part of the page. read checks
 // and extracts a 200 body. For optional parts, anything but a good answer leaves the part
 // out, degraded; for inventory it is the problem the page fails with.
-func (s *Service) call(parent context.Context, d *dependency, traceID, traceparent, path string, q url.Values, read func([]byte) (json.RawMessage, bool)) part {
+func (s *Service) call(parent context.Context, d *dependency, traceID, path string, q url.Values, read func([]byte) (json.RawMessage, bool)) part {
 	fail := func(code levee.Code, retryAfter time.Duration, cause string) part {
 		if d.criticality == levee.Critical {
 			p := levee.NewProblem(code, d.name, retryAfter, traceID)
@@ -460,7 +451,7 @@ func (s *Service) call(parent context.Context, d *dependency, traceID, tracepare
 		if parent.Err() != nil {
 			return part{} // the page no longer needs this part (it failed, or its caller left)
 		}
-		return part{degraded: []string{"static; reason=" + code.String()}, fallback: true, cause: cause}
+		return part{degraded: []string{levee.DegradedValue(levee.DegradedStatic, code)}, fallback: true, cause: cause}
 	}
 	if s.registry != nil && d.shedAt > 0 {
 		if level := s.registry.DegradationLevel(); level >= d.shedAt {
@@ -481,13 +472,21 @@ func (s *Service) call(parent context.Context, d *dependency, traceID, tracepare
 		return fail(levee.CodeUpstreamUnavailable, 0, err.Error())
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set(levee.HeaderTraceparent, traceparent)
+	// The transport continues the page's trace (in ctx) under a span of its own.
 	resp, err := d.client.Do(req)
 	if err != nil {
 		code, retryAfter := codeOf(err)
 		return fail(code, retryAfter, err.Error())
 	}
 	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return part{notFound: true} // nothing for this item: left out, not degraded
+	default:
+		code, retryAfter := codeOfResponse(resp)
+		return fail(code, retryAfter, "status "+strconv.Itoa(resp.StatusCode))
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		code, _ := codeOf(err)
@@ -496,18 +495,11 @@ func (s *Service) call(parent context.Context, d *dependency, traceID, tracepare
 		}
 		return fail(code, 0, "reading the answer: "+err.Error())
 	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		v, ok := read(body)
-		if !ok {
-			return fail(levee.CodeUpstreamUnavailable, 0, "the answer is not the JSON expected")
-		}
-		return part{body: v, degraded: resp.Header.Values(levee.HeaderDegraded)}
-	case resp.StatusCode == http.StatusNotFound:
-		return part{notFound: true} // nothing for this item: left out, not degraded
+	v, ok := read(body)
+	if !ok {
+		return fail(levee.CodeUpstreamUnavailable, 0, "the answer is not the JSON expected")
 	}
-	code, retryAfter := codeOfResponse(resp, body)
-	return fail(code, retryAfter, "status "+strconv.Itoa(resp.StatusCode))
+	return part{body: v, degraded: resp.Header.Values(levee.HeaderDegraded)}
 }
 
 // codeOf returns the SPEC §7 code of a failed call and its retry-after, if known.
@@ -523,31 +515,29 @@ func codeOf(err error) (levee.Code, time.Duration) {
 }
 
 // codeOfResponse returns the SPEC §7 code of an error response: the code of a Levee envelope
-// (a sidecar's refusal), otherwise what its status means, with the retry-after the response
-// gives (its Retry-After header, or the envelope's retry_after_s). A dependency's
-// deadline_exceeded is upstream_timeout here (an attempt that ran past the deadline), and its
-// bad_request (a request the storefront built badly) upstream_unavailable.
-func codeOfResponse(resp *http.Response, body []byte) (levee.Code, time.Duration) {
+// (a sidecar's refusal, read back by levee.ProblemFromResponse), otherwise what its status
+// means, with the retry-after the response gives (its Retry-After header, or the envelope's
+// retry_after_s). A dependency's deadline_exceeded is upstream_timeout here (an attempt that
+// ran past the deadline), and its bad_request (a request the storefront built badly)
+// upstream_unavailable.
+func codeOfResponse(resp *http.Response) (levee.Code, time.Duration) {
 	var retryAfter time.Duration
-	if v := resp.Header.Get(levee.HeaderRetryAfter); v != "" {
-		if d, ok := retry.ParseRetryAfter(v, uint64(max(time.Now().Unix(), 0))); ok {
-			retryAfter = d
-		}
-	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && mt == levee.ContentTypeProblem {
-		var p levee.Problem
-		if json.Unmarshal(body, &p) == nil {
-			if retryAfter == 0 && p.RetryAfterS > 0 {
-				retryAfter = time.Duration(p.RetryAfterS) * time.Second
-			}
-			switch c, ok := levee.ParseCode(p.Code); {
-			case ok && c == levee.CodeDeadlineExceeded:
+	if p, ok := levee.ProblemFromResponse(resp); ok {
+		retryAfter = p.RetryAfter()
+		if le, ok := p.AsError(); ok {
+			switch le.Code {
+			case levee.CodeDeadlineExceeded:
 				// The dependency ran out of the time we gave it while working on our call:
 				// for this page, it did not answer in time.
 				return levee.CodeUpstreamTimeout, retryAfter
-			case ok && c != levee.CodeBadRequest:
-				return c, retryAfter
+			case levee.CodeBadRequest:
+			default:
+				return le.Code, retryAfter
 			}
+		}
+	} else if v := resp.Header.Get(levee.HeaderRetryAfter); v != "" {
+		if d, ok := retry.ParseRetryAfter(v, uint64(max(time.Now().Unix(), 0))); ok {
+			retryAfter = d
 		}
 	}
 	switch resp.StatusCode {
@@ -605,16 +595,4 @@ func validID(s string) bool {
 		}
 	}
 	return true
-}
-
-// trace returns the request's trace id and the traceparent to send downstream: the inbound
-// trace continued under a new span id, or a new trace when there is none (SPEC §11).
-func trace(h http.Header) (traceID, traceparent string) {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	traceID = levhttp.TraceID(h)
-	if traceID == "" {
-		traceID = hex.EncodeToString(b[:16])
-	}
-	return traceID, "00-" + traceID + "-" + hex.EncodeToString(b[16:]) + "-01"
 }
