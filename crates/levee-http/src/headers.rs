@@ -18,13 +18,42 @@
 
 use crate::problem::Problem;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use levee_core::criticality::UnknownCriticality;
 use levee_core::deadline::{self, DeadlineError};
 use levee_core::names::header;
 use levee_core::{Criticality, ErrorCode};
 use std::fmt;
 use std::time::Duration;
+
+/// The header names of `levee_core::names::header` as [`HeaderName`]s, for inserting and
+/// appending: `HeaderMap::insert` with a `&str` key builds (and allocates) a new name on every
+/// call for a name that is not one of HTTP's standard ones; these constants cost nothing.
+pub mod name {
+    use http::HeaderName;
+    use levee_core::names::header;
+
+    /// `levee-timeout-ms`.
+    pub const TIMEOUT_MS: HeaderName = HeaderName::from_static(header::TIMEOUT_MS);
+    /// `grpc-timeout`.
+    pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static(header::GRPC_TIMEOUT);
+    /// `levee-criticality`.
+    pub const CRITICALITY: HeaderName = HeaderName::from_static(header::CRITICALITY);
+    /// `levee-degraded`.
+    pub const DEGRADED: HeaderName = HeaderName::from_static(header::DEGRADED);
+    /// `idempotency-key`.
+    pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(header::IDEMPOTENCY_KEY);
+    /// `traceparent`.
+    pub const TRACEPARENT: HeaderName = HeaderName::from_static(header::TRACEPARENT);
+    /// `tracestate`.
+    pub const TRACESTATE: HeaderName = HeaderName::from_static(header::TRACESTATE);
+    /// `x-request-id`.
+    pub const REQUEST_ID: HeaderName = HeaderName::from_static(header::REQUEST_ID);
+    /// `x-forwarded-for`.
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    /// `x-forwarded-proto`.
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+}
 
 /// A malformed Levee request header. Always answered with `bad_request` (400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +128,16 @@ pub fn single_value<'a>(
     headers: &'a HeaderMap,
     name: &'static str,
 ) -> Result<Option<&'a str>, HeaderError> {
-    let mut values = headers.get_all(name).iter();
+    single_value_of(headers, name, HeaderName::from_static(name))
+}
+
+/// [`single_value`] looked up by a ready [`HeaderName`] (no name parsing per lookup).
+fn single_value_of<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+    key: HeaderName,
+) -> Result<Option<&'a str>, HeaderError> {
+    let mut values = headers.get_all(key).iter();
     let Some(first) = values.next() else {
         return Ok(None);
     };
@@ -123,7 +161,7 @@ pub fn single_value<'a>(
 /// assert_eq!(levee_http::headers::criticality(&headers), Ok(Some(Criticality::Critical)));
 /// ```
 pub fn criticality(headers: &HeaderMap) -> Result<Option<Criticality>, HeaderError> {
-    let Some(value) = single_value(headers, header::CRITICALITY)? else {
+    let Some(value) = single_value_of(headers, header::CRITICALITY, name::CRITICALITY)? else {
         return Ok(None);
     };
     value.parse::<Criticality>().map(Some).map_err(|_| {
@@ -136,8 +174,8 @@ pub fn criticality(headers: &HeaderMap) -> Result<Option<Criticality>, HeaderErr
 /// both are sent); `Ok(None)` when the caller sent no deadline. Zero means already spent: the
 /// caller rejects with `deadline_exceeded` before any upstream work.
 pub fn inbound_deadline(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
-    let timeout_ms = single_value(headers, header::TIMEOUT_MS)?;
-    let grpc = single_value(headers, header::GRPC_TIMEOUT)?;
+    let timeout_ms = single_value_of(headers, header::TIMEOUT_MS, name::TIMEOUT_MS)?;
+    let grpc = single_value_of(headers, header::GRPC_TIMEOUT, name::GRPC_TIMEOUT)?;
     Ok(deadline::inbound_remaining(timeout_ms, grpc)?)
 }
 
@@ -157,12 +195,16 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// inbound ones): `levee-timeout-ms` always, `grpc-timeout` for gRPC requests and whenever the
 /// request carried one. Call it at the moment of sending each attempt, with what is left then.
 pub fn write_deadline(headers: &mut HeaderMap, remaining: Duration) {
-    if let Ok(value) = HeaderValue::try_from(deadline::format_timeout_ms(remaining)) {
-        headers.insert(header::TIMEOUT_MS, value);
-    }
-    if is_grpc(headers) || headers.contains_key(header::GRPC_TIMEOUT) {
+    // `format_timeout_ms` is `floor(remaining / 1 ms)` of the capped time, which always fits
+    // in a u64: written straight into the value, without a `String` first.
+    let millis = remaining.min(deadline::MAX_REMAINING).as_millis();
+    headers.insert(
+        name::TIMEOUT_MS,
+        HeaderValue::from(u64::try_from(millis).unwrap_or(u64::MAX)),
+    );
+    if is_grpc(headers) || headers.contains_key(name::GRPC_TIMEOUT) {
         if let Ok(value) = HeaderValue::try_from(deadline::format_grpc_timeout(remaining)) {
-            headers.insert(header::GRPC_TIMEOUT, value);
+            headers.insert(name::GRPC_TIMEOUT, value);
         }
     }
 }

@@ -11,7 +11,6 @@
 
 use crate::random;
 use http::{HeaderMap, HeaderValue};
-use levee_core::names::header;
 
 /// The longest inbound request id that is kept.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -28,29 +27,41 @@ pub fn new_request_id() -> HeaderValue {
     // Version 4 and the RFC 4122 variant bits.
     let hi = (hi & !0xf000) | 0x4000;
     let lo = (lo & !(0b11 << 62)) | (0b10 << 62);
-    let id = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    );
-    HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static(
+    // 8-4-4-4-12 hex digits written into a stack buffer: one allocation (the value's).
+    let mut id = [0u8; 36];
+    put_hex(&mut id[0..8], hi >> 32);
+    id[8] = b'-';
+    put_hex(&mut id[9..13], (hi >> 16) & 0xffff);
+    id[13] = b'-';
+    put_hex(&mut id[14..18], hi & 0xffff);
+    id[18] = b'-';
+    put_hex(&mut id[19..23], lo >> 48);
+    id[23] = b'-';
+    put_hex(&mut id[24..36], lo & 0xffff_ffff_ffff);
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static(
         "00000000-0000-4000-8000-000000000000",
     ))
+}
+
+/// Writes the low `out.len()` hex digits of `value`, lowercase, most significant first.
+fn put_hex(out: &mut [u8], mut value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 /// Makes `headers` carry exactly one usable `x-request-id` and returns it: the first usable
 /// inbound value, or a new one.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     let id = headers
-        .get_all(header::REQUEST_ID)
+        .get_all(crate::headers::name::REQUEST_ID)
         .iter()
         .find(|v| is_valid_request_id(v.as_bytes()))
         .cloned()
         .unwrap_or_else(new_request_id);
-    headers.insert(header::REQUEST_ID, id.clone());
+    headers.insert(crate::headers::name::REQUEST_ID, id.clone());
     id
 }
 

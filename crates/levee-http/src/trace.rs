@@ -21,9 +21,9 @@
 //! what it would have recorded had Levee not been in the path (a root span is sampled by the
 //! usual default sampler).
 
+use crate::headers::name;
 use crate::random;
 use http::{HeaderMap, HeaderValue};
-use levee_core::names::header;
 use std::fmt;
 
 /// A 16-byte trace id, never all zeros.
@@ -61,6 +61,14 @@ impl TraceId {
     pub fn to_hex(self) -> String {
         hex(&self.0)
     }
+
+    /// The 32 hex digits in a stack buffer (what `Display` and `traceparent` write), for
+    /// callers that want the text without allocating a `String`.
+    pub fn hex_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hex_into(&self.0, &mut out);
+        out
+    }
 }
 
 impl SpanId {
@@ -87,11 +95,19 @@ impl SpanId {
     pub fn to_hex(self) -> String {
         hex(&self.0)
     }
+
+    /// The 16 hex digits in a stack buffer, for callers that want the text without
+    /// allocating a `String`.
+    pub fn hex_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        hex_into(&self.0, &mut out);
+        out
+    }
 }
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(ascii(&self.hex_bytes()))
     }
 }
 
@@ -103,7 +119,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(ascii(&self.hex_bytes()))
     }
 }
 
@@ -215,8 +231,23 @@ impl TraceParent {
 
     /// The version-00 header value.
     pub fn to_header_value(&self) -> HeaderValue {
-        // Only hex digits and dashes: always a valid header value.
-        HeaderValue::try_from(self.to_string()).unwrap_or(HeaderValue::from_static(""))
+        // Only hex digits and dashes: always a valid header value. Written into a stack
+        // buffer, so the value's own copy is the only allocation.
+        HeaderValue::from_bytes(&self.to_bytes_v00()).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    /// `00-<trace id>-<parent id>-<flags>`, 55 bytes.
+    fn to_bytes_v00(self) -> [u8; V00_LEN] {
+        let mut out = [0u8; V00_LEN];
+        out[0] = b'0';
+        out[1] = b'0';
+        out[2] = b'-';
+        out[3..35].copy_from_slice(&self.trace_id.hex_bytes());
+        out[35] = b'-';
+        out[36..52].copy_from_slice(&self.parent_id.hex_bytes());
+        out[52] = b'-';
+        hex_into(&[self.flags.0], &mut out[53..55]);
+        out
     }
 }
 
@@ -256,11 +287,7 @@ impl TraceContext {
                 span_id: SpanId::random(),
                 parent_id: Some(parent.parent_id),
                 flags: parent.flags,
-                tracestate: headers
-                    .get_all(header::TRACESTATE)
-                    .iter()
-                    .cloned()
-                    .collect(),
+                tracestate: headers.get_all(name::TRACESTATE).iter().cloned().collect(),
             },
             None => TraceContext::new_root(),
         }
@@ -278,7 +305,7 @@ impl TraceContext {
     }
 
     fn inbound(headers: &HeaderMap) -> Option<TraceParent> {
-        let mut values = headers.get_all(header::TRACEPARENT).iter();
+        let mut values = headers.get_all(name::TRACEPARENT).iter();
         let first = values.next()?;
         if values.next().is_some() {
             return None;
@@ -304,10 +331,10 @@ impl TraceContext {
     /// Writes `traceparent` (and `tracestate` when continued) into the upstream request's
     /// headers, replacing whatever the copy of the inbound headers held.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        headers.insert(header::TRACEPARENT, self.child().to_header_value());
-        headers.remove(header::TRACESTATE);
+        headers.insert(name::TRACEPARENT, self.child().to_header_value());
+        headers.remove(name::TRACESTATE);
         for value in &self.tracestate {
-            headers.append(header::TRACESTATE, value.clone());
+            headers.append(name::TRACESTATE, value.clone());
         }
     }
 }
@@ -320,6 +347,20 @@ fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
+/// Hex digits as `&str` (always ASCII; never the empty fallback in practice).
+fn ascii(hex: &[u8]) -> &str {
+    std::str::from_utf8(hex).unwrap_or("")
 }
 
 /// One lowercase hex digit (W3C forbids uppercase).

@@ -8,7 +8,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Uri, Version};
-use std::net::SocketAddr;
+use levee_http::headers::name;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
 /// Headers that belong to one hop only.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -22,18 +24,64 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::EXPECT,
 ];
 
+/// The index in [`HOP_BY_HOP`] of a hop-by-hop name, [`TE_INDEX`] for `te`.
+fn hop_by_hop_index(name: &str) -> Option<u32> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "transfer-encoding" => 5,
+        "upgrade" => 6,
+        "expect" => 7,
+        "te" => TE_INDEX,
+        _ => return None,
+    })
+}
+
+const TE_INDEX: u32 = 8;
+
 /// Removes hop-by-hop headers, including those the `Connection` header names. `TE` is kept
 /// only as `trailers`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
+    // One pass over the names says which of these are present (usually none, or only a
+    // response's `connection: keep-alive`), so only those are removed: each removal hashes.
+    let mut present = 0u32;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 {
+        // Names the `Connection` header lists beyond the fixed ones (rare) are removed too.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|token| {
+                !HOP_BY_HOP
+                    .iter()
+                    .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    if present & (1 << TE_INDEX) == 0 {
+        return;
     }
     let keep_te = headers.get_all(header::TE).iter().any(|v| {
         v.to_str().is_ok_and(|t| {
@@ -71,31 +119,78 @@ pub fn upstream_headers(
         }
     }
     if let Some(addr) = client {
-        let xff = HeaderName::from_static("x-forwarded-for");
-        let ip = addr.ip().to_string();
-        let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip,
+        // The address is written into a stack buffer (an IPv6 address is at most 45
+        // characters): the header value's copy is the only allocation.
+        let mut ip = [0u8; 64];
+        let len = write_ip(&mut ip, addr.ip());
+        let ip = &ip[..len];
+        let value = match headers.get(&name::X_FORWARDED_FOR) {
+            Some(previous) if previous.to_str().is_ok() => {
+                let previous = previous.as_bytes();
+                let mut joined = Vec::with_capacity(previous.len() + 2 + ip.len());
+                joined.extend_from_slice(previous);
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(ip);
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
+            }
+            _ => HeaderValue::from_bytes(ip),
         };
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(xff, value);
+        if let Ok(value) = value {
+            headers.insert(name::X_FORWARDED_FOR, value);
         }
     }
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        name::X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
     headers
 }
 
-/// The upstream URI: the endpoint's authority with the inbound path and query.
+/// `ip` as text into `out`; returns the length. IPv4 (the usual case) is written digit by
+/// digit, which costs a fraction of `Display`'s formatting machinery.
+fn write_ip(out: &mut [u8; 64], ip: IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    out[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    out[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                out[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            len
+        }
+        IpAddr::V6(_) => {
+            let mut cursor = std::io::Cursor::new(&mut out[..]);
+            let _ = write!(cursor, "{ip}");
+            usize::try_from(cursor.position()).unwrap_or(0)
+        }
+    }
+}
+
+/// The upstream URI: the endpoint's authority with the inbound path and query. Built from
+/// parts, so the path and query are shared with the inbound URI rather than parsed again.
 pub fn upstream_uri(inbound: &Uri, authority: &http::uri::Authority) -> Result<Uri, http::Error> {
-    let path = inbound.path_and_query().map_or("/", |p| p.as_str());
-    Uri::builder()
-        .scheme("http")
-        .authority(authority.clone())
-        .path_and_query(path)
-        .build()
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(
+        inbound
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Ok(Uri::from_parts(parts)?)
 }
 
 #[cfg(test)]
@@ -122,6 +217,29 @@ mod tests {
     }
 
     #[test]
+    fn connection_tokens_in_any_case_and_a_named_te_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Keep-Alive, X-Private, te"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+        let mut plain = HeaderMap::new();
+        plain.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 1);
+    }
+
+    #[test]
     fn forwarded_for_appends_and_host_follows_the_version() {
         let mut inbound = HeaderMap::new();
         inbound.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
@@ -131,6 +249,17 @@ mod tests {
         assert_eq!(h1["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
         assert_eq!(h1[header::HOST], "shop.example:8080");
         assert_eq!(h1["x-forwarded-proto"], "http");
+        for ip in [
+            "0.0.0.0",
+            "10.200.3.45",
+            "255.255.255.255",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let addr = SocketAddr::new(ip.parse().expect("ip"), 1);
+            let h = upstream_headers(&HeaderMap::new(), &uri, Version::HTTP_11, Some(addr), false);
+            assert_eq!(h["x-forwarded-for"], ip);
+        }
         let h2 = upstream_headers(&inbound, &uri, Version::HTTP_2, None, true);
         assert!(h2.get(header::HOST).is_none());
         let authority: http::uri::Authority = "127.0.0.1:7001".parse().expect("authority");

@@ -46,6 +46,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+/// The guards a request holds until its response body is done (the connection's activity,
+/// the drain count, the access log, the bulkhead slot, the endpoint's in-flight count, with
+/// room to spare): the list is allocated once at this size.
+const GUARDS_PER_REQUEST: usize = 8;
+
 /// hyper refuses HTTP/1 read buffers below 8 KiB.
 const MIN_H1_BUFFER: usize = 8 * 1024;
 
@@ -267,21 +272,23 @@ async fn drive<I>(
             let info = info.clone();
             let active = activity.begin();
             async move {
-                let trace_for_panic = request
+                // A clone of the header value shares its bytes: the text is only made if the
+                // handler panics.
+                let id_for_panic = request
                     .headers()
-                    .get(levee_core::names::header::REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let handled = AssertUnwindSafe(pipeline::handle(
-                    shared,
-                    info,
-                    request,
-                    vec![Box::new(active)],
-                ))
-                .catch_unwind()
-                .await;
-                Ok::<_, Infallible>(handled.unwrap_or_else(|_| internal_error(&trace_for_panic)))
+                    .get(levee_http::headers::name::REQUEST_ID)
+                    .cloned();
+                // Room for every guard the pipeline adds, so the list never grows.
+                let mut guards: Vec<Box<dyn std::any::Any + Send + Sync>> =
+                    Vec::with_capacity(GUARDS_PER_REQUEST);
+                guards.push(Box::new(active));
+                let handled = AssertUnwindSafe(pipeline::handle(shared, info, request, guards))
+                    .catch_unwind()
+                    .await;
+                Ok::<_, Infallible>(handled.unwrap_or_else(|_| {
+                    let id = id_for_panic.as_ref().and_then(|v| v.to_str().ok());
+                    internal_error(id.unwrap_or(""))
+                }))
             }
         })
     };

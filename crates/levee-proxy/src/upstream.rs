@@ -120,17 +120,42 @@ impl Upstream {
     /// Chooses an endpoint for the next attempt at `now`; `None` when none may take traffic
     /// (`upstream_unavailable`).
     pub fn pick(&self, now: Timestamp) -> Option<Chosen> {
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(self.endpoints.len());
-        let mut indices: Vec<usize> = Vec::with_capacity(self.endpoints.len());
-        for (i, endpoint) in self.endpoints.iter().enumerate() {
-            if let Some(c) = endpoint.candidate(now, self.config.slow_start) {
-                candidates.push(c);
-                indices.push(i);
-            }
-        }
+        // Upstreams of up to `STACK` endpoints (nearly all) pick from stack arrays: no
+        // allocation per attempt.
+        const STACK: usize = 16;
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let chosen = balance::pick(self.algorithm, &candidates, turn, self.random.as_ref())?;
-        let endpoint = Arc::clone(self.endpoints.get(*indices.get(chosen)?)?);
+        let slow_start = self.config.slow_start;
+        let index = if self.endpoints.len() <= STACK {
+            let mut candidates = [Candidate {
+                in_flight: 0,
+                cost_nanos: 0.0,
+                weight: 0.0,
+            }; STACK];
+            let mut indices = [0usize; STACK];
+            let mut n = 0;
+            for (i, endpoint) in self.endpoints.iter().enumerate() {
+                if let Some(c) = endpoint.candidate(now, slow_start) {
+                    candidates[n] = c;
+                    indices[n] = i;
+                    n += 1;
+                }
+            }
+            let chosen =
+                balance::pick(self.algorithm, &candidates[..n], turn, self.random.as_ref())?;
+            *indices[..n].get(chosen)?
+        } else {
+            let mut candidates: Vec<Candidate> = Vec::with_capacity(self.endpoints.len());
+            let mut indices: Vec<usize> = Vec::with_capacity(self.endpoints.len());
+            for (i, endpoint) in self.endpoints.iter().enumerate() {
+                if let Some(c) = endpoint.candidate(now, slow_start) {
+                    candidates.push(c);
+                    indices.push(i);
+                }
+            }
+            let chosen = balance::pick(self.algorithm, &candidates, turn, self.random.as_ref())?;
+            *indices.get(chosen)?
+        };
+        let endpoint = Arc::clone(self.endpoints.get(index)?);
         let in_flight = endpoint.begin();
         Some(Chosen {
             endpoint,

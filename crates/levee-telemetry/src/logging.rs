@@ -44,14 +44,12 @@
 //!   `field.timestamp` etc., so the three fixed keys always mean what they say.
 
 use levee_http::TraceContext;
-use serde_json::Value;
+use std::cell::RefCell;
 use std::fmt;
 use std::io::Write as _;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -137,10 +135,14 @@ pub fn request_span(
     method: &str,
     path: &str,
 ) -> tracing::Span {
+    // The ids as text from stack buffers: recorded as plain strings, which costs less than
+    // formatting them through `Display` (the JSON is the same).
+    let trace_id = trace.trace_id.hex_bytes();
+    let span_id = trace.span_id.hex_bytes();
     tracing::error_span!(
         "request",
-        trace_id = %trace.trace_id,
-        span_id = %trace.span_id,
+        trace_id = std::str::from_utf8(&trace_id).unwrap_or(""),
+        span_id = std::str::from_utf8(&span_id).unwrap_or(""),
         request_id = request_id,
         method = method,
         path = path,
@@ -151,64 +153,390 @@ pub fn request_span(
     )
 }
 
-/// A span's recorded fields, kept in its extensions.
+/// A span's recorded fields, kept in its extensions already serialised: each value is its JSON
+/// text in `bytes`, so an event copies bytes instead of cloning values. A field recorded again
+/// (`span.record`) appends its new text and moves the range; the old bytes stay unused until
+/// the span closes (a span records a handful of fields, so this stays small).
 #[derive(Debug, Default)]
-struct SpanFields(Vec<(&'static str, Value)>);
+struct SpanFields {
+    fields: Vec<(&'static str, u32, u32)>,
+    bytes: Vec<u8>,
+}
 
-const RESERVED: [&str; 3] = ["timestamp", "level", "target"];
+impl SpanFields {
+    fn with_capacity(fields: usize) -> Self {
+        SpanFields {
+            fields: Vec::with_capacity(fields),
+            bytes: Vec::with_capacity(fields * 24),
+        }
+    }
 
-fn set(fields: &mut Vec<(String, Value)>, name: &str, value: Value) {
-    let name = if RESERVED.contains(&name) {
-        format!("field.{name}")
-    } else {
-        name.to_owned()
-    };
-    match fields.iter_mut().find(|(k, _)| *k == name) {
-        Some(slot) => slot.1 = value,
-        None => fields.push((name, value)),
+    fn value(&self, start: u32, end: u32) -> &[u8] {
+        &self.bytes[start as usize..end as usize]
     }
 }
 
-/// Records tracing fields as JSON values.
-struct Visitor<'a>(&'a mut Vec<(&'static str, Value)>);
+impl FieldSink for SpanFields {
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
 
-impl Visitor<'_> {
-    fn put(&mut self, field: &Field, value: Value) {
-        let name = field.name();
-        match self.0.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
+    fn finish(&mut self, name: &'static str, start: usize) {
+        let (start, end) = (offset(start), offset(self.bytes.len()));
+        match self.fields.iter_mut().find(|(k, _, _)| *k == name) {
+            Some(slot) => *slot = (name, start, end),
+            None => self.fields.push((name, start, end)),
         }
     }
 }
 
-impl Visit for Visitor<'_> {
+/// A byte offset in a span's field store: a span's fields are far below 4 GiB.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+const RESERVED: [&str; 3] = ["timestamp", "level", "target"];
+
+/// A line's key: a field name, written `field.<name>` when it is one of [`RESERVED`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    name: &'static str,
+    prefixed: bool,
+}
+
+impl Key {
+    fn new(name: &'static str) -> Key {
+        Key {
+            name,
+            prefixed: RESERVED.contains(&name),
+        }
+    }
+
+    /// One of 128 bits, from the name's length and its first and last bytes.
+    fn bloom_bit(self) -> u128 {
+        let bytes = self.name.as_bytes();
+        let first = bytes.first().copied().unwrap_or(0);
+        let last = bytes.last().copied().unwrap_or(0);
+        let h = (bytes.len() as u32)
+            .wrapping_mul(31)
+            .wrapping_add(u32::from(first).wrapping_mul(7))
+            .wrapping_add(u32::from(last))
+            .wrapping_add(u32::from(self.prefixed));
+        1u128 << (h % 128)
+    }
+}
+
+/// The line being assembled: keys in first-seen order, each pointing at its value's JSON text
+/// in `values` (a later value for the same key replaces the earlier one in place, as inner
+/// spans win over outer ones and the event over both).
+#[derive(Default)]
+struct Line {
+    keys: Vec<(Key, usize, usize)>,
+    /// A one-word Bloom filter of the keys so far: a key whose bit is clear is new, and the
+    /// search for an earlier value (rarely there) is skipped.
+    seen: u128,
+    values: Vec<u8>,
+    out: Vec<u8>,
+    /// Key names already found to need no escaping (they live as long as the thread's line).
+    plain_keys: PlainKeys,
+}
+
+/// A small direct-mapped cache of `&'static str` key names (by address and length) that need
+/// no JSON escaping: field names are the same few static strings on every line, so a line
+/// copies them instead of scanning each one again.
+#[derive(Default)]
+struct PlainKeys([(usize, usize); 32]);
+
+impl PlainKeys {
+    fn write(&mut self, out: &mut Vec<u8>, name: &'static str) {
+        let (address, len) = (name.as_ptr() as usize, name.len());
+        let slot = ((address >> 3) ^ len) % self.0.len();
+        if self.0[slot] == (address, len) {
+            out.extend_from_slice(name.as_bytes());
+            return;
+        }
+        if name.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]) {
+            escape_into(out, name);
+        } else {
+            self.0[slot] = (address, len);
+            out.extend_from_slice(name.as_bytes());
+        }
+    }
+}
+
+impl Line {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.seen = 0;
+        self.values.clear();
+        self.out.clear();
+    }
+
+    fn set(&mut self, key: Key, start: usize, end: usize) {
+        let bit = key.bloom_bit();
+        if self.seen & bit != 0 {
+            if let Some(slot) = self.keys.iter_mut().find(|(k, _, _)| *k == key) {
+                *slot = (key, start, end);
+                return;
+            }
+        }
+        self.seen |= bit;
+        self.keys.push((key, start, end));
+    }
+
+    fn push_raw(&mut self, name: &'static str, json: &[u8]) {
+        let start = self.values.len();
+        self.values.extend_from_slice(json);
+        self.set(Key::new(name), start, self.values.len());
+    }
+}
+
+impl FieldSink for Line {
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.values
+    }
+
+    fn finish(&mut self, name: &'static str, start: usize) {
+        let end = self.values.len();
+        self.set(Key::new(name), start, end);
+    }
+}
+
+/// Where a [`Visitor`] writes: a byte buffer for the values' JSON text, and a note of which
+/// field the bytes from `start` on belong to.
+trait FieldSink {
+    fn buffer(&mut self) -> &mut Vec<u8>;
+    fn finish(&mut self, name: &'static str, start: usize);
+}
+
+/// Writes tracing fields as JSON text, the way `serde_json` writes the same values.
+struct Visitor<'a, S: FieldSink>(&'a mut S);
+
+impl<S: FieldSink> Visitor<'_, S> {
+    fn put(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
+        let buffer = self.0.buffer();
+        let start = buffer.len();
+        write(buffer);
+        self.0.finish(field.name(), start);
+    }
+}
+
+impl<S: FieldSink> Visit for Visitor<'_, S> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, Value::from(value));
+        self.put(field, |b| {
+            if value.is_finite() {
+                let _ = serde_json::to_writer(b, &value);
+            } else {
+                // What `serde_json::Value::from` makes of NaN and the infinities.
+                b.extend_from_slice(b"null");
+            }
+        });
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, Value::from(value));
+        self.put(field, |b| {
+            if value < 0 {
+                b.push(b'-');
+            }
+            write_u64(b, value.unsigned_abs());
+        });
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, Value::from(value));
+        self.put(field, |b| write_u64(b, value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, Value::from(value));
+        self.put(field, |b| {
+            b.extend_from_slice(if value { b"true" } else { b"false" })
+        });
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, Value::from(value));
+        self.put(field, |b| write_json_str(b, value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, Value::from(value.to_string()));
+        self.put(field, |b| write_json_display(b, format_args!("{value}")));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, Value::from(format!("{value:?}")));
+        self.put(field, |b| write_json_display(b, format_args!("{value:?}")));
     }
+}
+
+/// The decimal digits of `value` (without `core::fmt`'s machinery).
+fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `value` as a JSON string, escaped as `serde_json` escapes it.
+fn write_json_str(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    escape_into(out, value);
+    out.push(b'"');
+}
+
+/// Formatted text as a JSON string, escaped on the way (no intermediate `String`).
+fn write_json_display(out: &mut Vec<u8>, args: fmt::Arguments<'_>) {
+    struct Escaper<'a>(&'a mut Vec<u8>);
+    impl fmt::Write for Escaper<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            escape_into(self.0, s);
+            Ok(())
+        }
+    }
+    out.push(b'"');
+    let _ = fmt::Write::write_fmt(&mut Escaper(out), args);
+    out.push(b'"');
+}
+
+/// JSON string escaping, byte for byte what `serde_json` writes: `"` and `\` escaped,
+/// `\b \f \n \r \t` by name, other control characters as `\u00XX`, everything else as is.
+/// Runs of bytes that need no escape (nearly all of them) are copied whole.
+fn escape_into(out: &mut Vec<u8>, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs an escape.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else { break };
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0x0f)]);
+            }
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// True when one of the eight bytes of `word` is below 0x20, `"` or `\\`: the classic "has a
+/// byte less than n" bit trick, on the word itself and on the word XORed with each of the two
+/// characters (a matching byte becomes zero). A false alarm would only cost the byte loop.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH;
+    let below_space = below(word, 0x20);
+    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
+    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
+    below_space | quote | backslash != 0
+}
+
+/// The bytes [`escape_into`] must escape: control characters, `"` and `\\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The date-and-second part of the timestamp, formatted once per second per thread.
+struct TimestampCache {
+    second: u64,
+    text: [u8; 19],
+}
+
+/// Writes `"YYYY-MM-DDTHH:MM:SS.ffffffZ"` (UTC, microseconds: the form tracing-subscriber's
+/// `SystemTime` writes) for now.
+fn write_timestamp(out: &mut Vec<u8>, cache: &mut Option<TimestampCache>) {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let second = since_epoch.as_secs();
+    let cached = match cache {
+        Some(c) if c.second == second => c,
+        _ => cache.insert(TimestampCache {
+            second,
+            text: civil_time(second),
+        }),
+    };
+    out.push(b'"');
+    out.extend_from_slice(&cached.text);
+    let mut micros = since_epoch.subsec_micros();
+    let mut fraction = *b".000000Z\"";
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.extend_from_slice(&fraction);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second (Howard Hinnant's `civil_from_days`).
+fn civil_time(unix_seconds: u64) -> [u8; 19] {
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
+    let rem = unix_seconds % 86_400;
+    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut text = [0u8; 19];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let _ = write!(
+        cursor,
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+    );
+    text
+}
+
+/// Per-thread scratch space, so a line allocates nothing once the buffers have grown.
+#[derive(Default)]
+struct Scratch {
+    line: Line,
+    timestamp: Option<TimestampCache>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// A `tracing` layer writing one JSON object per event, one per line, with span fields
 /// flattened to the top level (see the module doc). Generic over the writer so tests can
 /// capture lines.
+///
+/// A line is assembled in a per-thread buffer from span fields kept already serialised (see
+/// [`SpanFields`]) and written with one `write_all`: no allocation per line once the buffers
+/// have grown, and lines from concurrent threads never interleave.
 #[derive(Debug)]
 pub struct JsonLayer<W> {
     make_writer: W,
@@ -222,6 +550,90 @@ where
     pub fn new(make_writer: W) -> Self {
         JsonLayer { make_writer }
     }
+
+    fn format_event<S>(
+        &self,
+        line: &mut Line,
+        ts: &mut Option<TimestampCache>,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = event.metadata();
+        line.clear();
+        let start = line.values.len();
+        write_timestamp(&mut line.values, ts);
+        let end = line.values.len();
+        // The three fixed keys are never renamed, so they are pushed directly.
+        line.keys.push((
+            Key {
+                name: "timestamp",
+                prefixed: false,
+            },
+            start,
+            end,
+        ));
+        let start = line.values.len();
+        write_json_str(&mut line.values, meta.level().as_str());
+        line.keys.push((
+            Key {
+                name: "level",
+                prefixed: false,
+            },
+            start,
+            line.values.len(),
+        ));
+        let start = line.values.len();
+        write_json_str(&mut line.values, meta.target());
+        line.keys.push((
+            Key {
+                name: "target",
+                prefixed: false,
+            },
+            start,
+            line.values.len(),
+        ));
+        let mut leaf = None;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    for &(name, start, end) in &fields.fields {
+                        line.push_raw(name, fields.value(start, end));
+                    }
+                }
+                leaf = Some(span.name());
+            }
+        }
+        event.record(&mut Visitor(&mut *line));
+        if let Some(name) = leaf {
+            let start = line.values.len();
+            write_json_str(&mut line.values, name);
+            let end = line.values.len();
+            line.set(Key::new("span"), start, end);
+        }
+        let Line {
+            keys,
+            values,
+            out,
+            plain_keys,
+            ..
+        } = line;
+        out.push(b'{');
+        for (i, (key, start, end)) in keys.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            if key.prefixed {
+                out.extend_from_slice(b"field.");
+            }
+            plain_keys.write(out, key.name);
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(&values[*start..*end]);
+        }
+        out.extend_from_slice(b"}\n");
+    }
 }
 
 impl<S, W> Layer<S> for JsonLayer<W>
@@ -231,8 +643,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::default();
-        attrs.record(&mut Visitor(&mut fields.0));
+        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
+        attrs.record(&mut Visitor(&mut fields));
         span.extensions_mut().insert(fields);
     }
 
@@ -240,71 +652,39 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut Visitor(&mut fields.0));
+            values.record(&mut Visitor(fields));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let mut timestamp = String::with_capacity(32);
-        if SystemTime
-            .format_time(&mut Writer::new(&mut timestamp))
-            .is_err()
-        {
-            timestamp.clear();
-        }
-        let mut line: Vec<(String, Value)> = vec![
-            ("timestamp".to_owned(), Value::from(timestamp)),
-            ("level".to_owned(), Value::from(meta.level().as_str())),
-            ("target".to_owned(), Value::from(meta.target())),
-        ];
-        let mut leaf = None;
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    for (name, value) in &fields.0 {
-                        set(&mut line, name, value.clone());
-                    }
-                }
-                leaf = Some(span.name());
-            }
-        }
-        let mut own = Vec::new();
-        event.record(&mut Visitor(&mut own));
-        for (name, value) in own {
-            set(&mut line, name, value);
-        }
-        if let Some(name) = leaf {
-            set(&mut line, "span", Value::from(name));
-        }
-        let mut out = Vec::with_capacity(256);
-        if write_object(&mut out, &line).is_ok() {
-            out.push(b'\n');
+        let write = |line: &Line| {
             // One write per line so concurrent lines never interleave; a failed log write has
             // nowhere to be reported.
-            let _ = self.make_writer.make_writer_for(meta).write_all(&out);
-        }
+            let _ = self.make_writer.make_writer_for(meta).write_all(&line.out);
+        };
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let Scratch { line, timestamp } = &mut *scratch;
+                self.format_event(line, timestamp, event, &ctx);
+                write(line);
+            }
+            // An event logged while this thread is writing a line (by the writer itself):
+            // fresh buffers rather than a panic.
+            Err(_) => {
+                let mut line = Line::default();
+                self.format_event(&mut line, &mut None, event, &ctx);
+                write(&line);
+            }
+        });
     }
-}
-
-fn write_object(out: &mut Vec<u8>, fields: &[(String, Value)]) -> serde_json::Result<()> {
-    out.push(b'{');
-    for (i, (name, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut *out, name)?;
-        out.push(b':');
-        serde_json::to_writer(&mut *out, value)?;
-    }
-    out.push(b'}');
-    Ok(())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::SubscriberExt;
 
@@ -427,5 +807,117 @@ mod tests {
             message: "bad".into(),
         };
         assert!(e.to_string().starts_with("LEVEE_LOG=`info,=x=`"));
+    }
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_escapes_them() {
+        let samples = [
+            "plain",
+            "quote \" backslash \\ slash /",
+            "ctl \u{0} \u{1} \u{8} \u{c} \n \r \t \u{1f} \u{7f}",
+            "unicode é ✓ 😀",
+            "",
+        ];
+        for sample in samples {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, sample);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(sample).unwrap()
+            );
+            let mut displayed = Vec::new();
+            write_json_display(&mut displayed, format_args!("{sample}"));
+            assert_eq!(
+                String::from_utf8(displayed).unwrap(),
+                serde_json::to_string(sample).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn every_ascii_character_at_every_offset_is_escaped_as_serde_json_does() {
+        for c in (0u8..0x80).map(char::from).chain(['é', '✓']) {
+            for at in 0..18 {
+                let mut sample: String = "abcdefghijklmnopq".chars().take(at).collect();
+                sample.push(c);
+                sample.push_str("rstuvwxyz");
+                let mut ours = Vec::new();
+                write_json_str(&mut ours, &sample);
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    serde_json::to_string(&sample).unwrap(),
+                    "{c:?} at {at}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cached_plain_keys_are_copied_and_others_are_escaped_every_time() {
+        let mut keys = PlainKeys::default();
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            keys.write(&mut out, "request_id");
+            keys.write(&mut out, "we\"ird");
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "request_idwe\\\"irdrequest_idwe\\\"ird"
+        );
+    }
+
+    #[test]
+    fn the_timestamp_is_the_utc_calendar_time() {
+        assert_eq!(&civil_time(0), b"1970-01-01T00:00:00");
+        assert_eq!(&civil_time(951_782_400), b"2000-02-29T00:00:00");
+        assert_eq!(&civil_time(1_735_732_800), b"2025-01-01T12:00:00");
+        assert_eq!(&civil_time(4_102_444_799), b"2099-12-31T23:59:59");
+        let mut out = Vec::new();
+        let mut cache = None;
+        write_timestamp(&mut out, &mut cache);
+        let text: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(text.len(), "2025-01-01T12:00:00.000000Z".len(), "{text}");
+        assert!(text.ends_with('Z'));
+        assert_eq!(&text[19..20], ".", "{text}");
+        assert!(text[20..26].bytes().all(|b| b.is_ascii_digit()), "{text}");
+    }
+
+    #[test]
+    fn values_keep_their_json_types_and_a_recorded_field_replaces_its_value() {
+        let lines = capture(|| {
+            let span = tracing::info_span!(
+                "request",
+                status = tracing::field::Empty,
+                route = tracing::field::Empty
+            );
+            let _g = span.enter();
+            span.record("status", 200u64);
+            span.record("status", 503u64);
+            span.record("route", "a \"quoted\" route");
+            tracing::info!(
+                negative = -3i64,
+                zero = 0u64,
+                min = i64::MIN,
+                max = u64::MAX,
+                nan = f64::NAN,
+                whole = 2.0f64,
+                debugged = ?("x", 1),
+                shown = %"te\nxt",
+                "done"
+            );
+        });
+        let line = &lines[0];
+        assert_eq!(line["status"], 503);
+        assert_eq!(line["route"], "a \"quoted\" route");
+        assert_eq!(line["negative"], -3);
+        assert_eq!(line["zero"], 0);
+        assert_eq!(line["min"], i64::MIN);
+        assert_eq!(line["max"], u64::MAX);
+        assert!(line["nan"].is_null());
+        assert_eq!(line["whole"], 2.0);
+        assert_eq!(line["debugged"], "(\"x\", 1)");
+        assert_eq!(line["shown"], "te\nxt");
+        assert_eq!(line["message"], "done");
+        assert_eq!(line["target"], module_path!());
     }
 }
