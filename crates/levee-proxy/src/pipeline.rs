@@ -395,7 +395,9 @@ impl Call {
         let upstream = &route.upstream;
         let idempotent = is_idempotent(
             parts.method.as_str(),
-            parts.headers.contains_key(levee_http::headers::name::IDEMPOTENCY_KEY),
+            parts
+                .headers
+                .contains_key(levee_http::headers::name::IDEMPOTENCY_KEY),
         );
         let mut attempts = 0u32;
         let mut previous_backoff = None;
