@@ -4,6 +4,7 @@ package levee_test
 // runner's breaker.rs.
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 func init() { policies["breaker"] = newBreakerSubject }
 
 type breakerSubject struct {
+	// The breaker lives in a group so that `reconfigure` goes through Group.Reconfigure, the
+	// path distributed policies take (SPEC §9).
+	g       *breaker.Group
 	b       *breaker.Breaker
 	permits map[string]breaker.Permit
 }
@@ -23,11 +27,15 @@ func newBreakerSubject(config []byte, e *env) (subject, error) {
 	if err != nil {
 		return nil, configError(err)
 	}
-	b, err := breaker.New("vector", c, breaker.WithRandom(e.random), breaker.WithClock(e.clock))
+	opts := []breaker.Option{breaker.WithRandom(e.random), breaker.WithClock(e.clock)}
+	if _, err := breaker.New("vector", c, opts...); err != nil {
+		return nil, err
+	}
+	g, err := breaker.NewGroup(c, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &breakerSubject{b: b, permits: map[string]breaker.Permit{}}, nil
+	return &breakerSubject{g: g, b: g.Get("vector"), permits: map[string]breaker.Permit{}}, nil
 }
 
 func outcomeField(args any) (levee.Outcome, error) {
@@ -216,6 +224,23 @@ func (s *breakerSubject) step(e *env, action string, args any, exp *expect) erro
 			return fmt.Errorf("unknown override `%s`: forced_open, disabled or none", state)
 		}
 		add(s.b.SetOverride(o, e.now()))
+	case "reconfigure":
+		config, ok := field(args, "config")
+		if !ok {
+			return fmt.Errorf("`reconfigure` needs a `config`")
+		}
+		raw, err := json.Marshal(config)
+		if err != nil {
+			return err
+		}
+		c, err := breaker.ParseConfig(raw)
+		if err != nil {
+			return fmt.Errorf("reconfigure: %w", err)
+		}
+		if err := s.g.Reconfigure("vector", c); err != nil {
+			return err
+		}
+		s.b = s.g.Get("vector")
 	case "mode":
 		mode, err := strField(args, "mode")
 		if err != nil {

@@ -42,6 +42,7 @@ CATALOGUE = {
         "calls": ({"outcome": OUTCOME, "duration": DUR, "count": INT}, ["outcome", "count"], {**BREAKER_COMMON, "rejected": INT}),
         "override": ({"state": {"enum": ["forced_open", "disabled", "none"]}}, ["state"], BREAKER_COMMON),
         "mode": ({"mode": {"enum": ["observe", "enforce"]}}, ["mode"], BREAKER_COMMON),
+        "reconfigure": ({"config": {"type": "object"}}, ["config"], BREAKER_COMMON),
         "check": ({}, [], BREAKER_COMMON),
     },
     "bulkhead": {

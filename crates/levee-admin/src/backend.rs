@@ -335,6 +335,10 @@ pub struct BreakerView {
     /// The fleet's state for this key from the registry, when known (SPEC §9: the more
     /// severe of local and fleet state is `state`).
     pub fleet_state: Option<State>,
+    /// The version of the registry's breaker policy this breaker runs instead of its local
+    /// config (SPEC §9); absent when it runs its local config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
 }
 
 /// A breaker window's totals with their rates.
@@ -379,6 +383,7 @@ impl BreakerView {
             probes_admitted: snapshot.probes_admitted,
             probes_reported: snapshot.probes_reported,
             fleet_state: None,
+            policy_version: None,
         }
     }
 

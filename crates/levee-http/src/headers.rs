@@ -197,11 +197,23 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 pub fn write_deadline(headers: &mut HeaderMap, remaining: Duration) {
     // `format_timeout_ms` is `floor(remaining / 1 ms)` of the capped time, which always fits
     // in a u64: written straight into the value, without a `String` first.
+    // Digits on the stack and one copy into the value: `HeaderValue::from(u64)` went
+    // through a `BytesMut` and cost two allocations.
     let millis = remaining.min(deadline::MAX_REMAINING).as_millis();
-    headers.insert(
-        name::TIMEOUT_MS,
-        HeaderValue::from(u64::try_from(millis).unwrap_or(u64::MAX)),
-    );
+    let mut n = u64::try_from(millis).unwrap_or(u64::MAX);
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&digits[at..]) {
+        headers.insert(name::TIMEOUT_MS, value);
+    }
     if is_grpc(headers) || headers.contains_key(name::GRPC_TIMEOUT) {
         if let Ok(value) = HeaderValue::try_from(deadline::format_grpc_timeout(remaining)) {
             headers.insert(name::GRPC_TIMEOUT, value);

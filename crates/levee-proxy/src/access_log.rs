@@ -5,6 +5,7 @@
 //! The line is an event inside the request span levee-telemetry opens, so it carries the
 //! `trace_id`, `request_id`, method and path of the span besides its own fields.
 
+use crate::endpoint::Endpoint;
 use levee_core::Outcome;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::time::Instant;
@@ -15,7 +16,8 @@ struct Fields {
     status: Option<u16>,
     outcome: Option<Outcome>,
     code: Option<&'static str>,
-    endpoint: Option<String>,
+    /// The endpoint itself, not a copy of its address: no `String` per request.
+    endpoint: Option<Arc<Endpoint>>,
     attempts: u32,
     fallback: Option<&'static str>,
 }
@@ -63,11 +65,11 @@ impl AccessLog {
         self.fields().code = Some(code);
     }
 
-    /// An attempt went to `endpoint`.
-    pub fn attempt(&self, endpoint: &str) {
+    /// An attempt went to `endpoint` (`None`: no endpoint could take it).
+    pub(crate) fn attempt(&self, endpoint: Option<&Arc<Endpoint>>) {
         let mut f = self.fields();
         f.attempts += 1;
-        f.endpoint = Some(endpoint.to_string());
+        f.endpoint = endpoint.cloned();
     }
 
     /// A fallback of `kind` was served.
@@ -90,7 +92,7 @@ impl Drop for Inner {
             status = f.status.unwrap_or(499),
             outcome,
             code = f.code.unwrap_or(""),
-            endpoint = f.endpoint.as_deref().unwrap_or(""),
+            endpoint = f.endpoint.as_deref().map_or("", Endpoint::address),
             attempts = f.attempts,
             fallback = f.fallback.unwrap_or(""),
             duration_ms,

@@ -86,7 +86,14 @@ impl AdminBackend for Proxy {
         runtime
             .breakers
             .iter()
-            .map(|(key, b)| view(b, runtime.gates.get(key).map(AsRef::as_ref), now))
+            .map(|(key, b)| {
+                view(
+                    b,
+                    runtime.gates.get(key).map(AsRef::as_ref),
+                    runtime.policies.get(key).map(|p| p.version),
+                    now,
+                )
+            })
             .collect()
     }
 
@@ -126,7 +133,12 @@ impl AdminBackend for Proxy {
             "operator override applied"
         );
         Ok(OverrideResult {
-            breaker: view(breaker, gate, now),
+            breaker: view(
+                breaker,
+                gate,
+                runtime.policies.get(key).map(|p| p.version),
+                now,
+            ),
             applied: value,
             transition: transition.as_ref().map(TransitionView::from),
         })
@@ -144,7 +156,7 @@ impl AdminBackend for Proxy {
                 let config = b.config();
                 DashboardBreaker {
                     local_state: b.state(),
-                    view: view(b, gate, now),
+                    view: view(b, gate, runtime.policies.get(key).map(|p| p.version), now),
                     configured_mode: Some(config.mode),
                     failure_rate_threshold: Some(config.failure_rate_threshold),
                     slow_call_rate_threshold: Some(config.slow_call_rate_threshold),
@@ -267,8 +279,14 @@ impl AdminBackend for Proxy {
 }
 
 /// A breaker's view with the fleet folded in: `state` effective, `fleet_state` the fleet's.
-fn view(breaker: &CircuitBreaker, gate: Option<&FleetGate>, now: Timestamp) -> BreakerView {
+fn view(
+    breaker: &CircuitBreaker,
+    gate: Option<&FleetGate>,
+    policy_version: Option<u64>,
+    now: Timestamp,
+) -> BreakerView {
     let mut view = BreakerView::of(breaker, now);
+    view.policy_version = policy_version;
     if let Some(gate) = gate {
         view.fleet_state = gate.fleet_state();
         view.state = gate.effective(view.state);

@@ -23,14 +23,14 @@
 
 use crate::body::ProxyBody;
 use crate::client;
-use crate::fleet::{Fleet, FleetGate};
+use crate::fleet::Fleet;
 use crate::forwarding;
 use crate::runtime::Route;
 use crate::upstream::{Chosen, Upstream};
 use http::request::Parts;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use levee_core::breaker::{CircuitBreaker, Permit, Transition};
+use levee_core::breaker::{Permit, Transition};
 use levee_core::outcome::{classify, classify_grpc, AttemptResult};
 use levee_core::time::SystemClock;
 use levee_core::{Clock, Outcome};
@@ -266,13 +266,13 @@ impl http_body::Body for GrpcOutcome {
 /// Reports one attempt to the breaker, the metrics and the fleet exactly once: through
 /// [`AttemptRecord::finish`], or as `cancelled` when dropped unfinished.
 pub struct AttemptRecord {
-    breaker: Arc<CircuitBreaker>,
-    gate: Arc<FleetGate>,
+    /// The route: its breaker, fleet gate and endpoint key (one reference count, where
+    /// copying the key was an allocation per attempt).
+    route: Arc<Route>,
     permit: Option<Permit>,
     metrics: Arc<Metrics>,
     fleet: Option<Fleet>,
     lease: Option<ProbeLease>,
-    endpoint_key: String,
     started: Instant,
     /// Time to the response head, once known (gRPC trailers are recorded later).
     answered: Option<Duration>,
@@ -281,19 +281,17 @@ pub struct AttemptRecord {
 impl AttemptRecord {
     /// Starts recording an attempt on `route` that holds `permit`.
     pub fn new(
-        route: &Route,
+        route: &Arc<Route>,
         permit: Permit,
         metrics: Arc<Metrics>,
         fleet: Option<&Fleet>,
     ) -> Self {
         AttemptRecord {
-            breaker: Arc::clone(&route.breaker),
-            gate: Arc::clone(&route.gate),
+            route: Arc::clone(route),
             permit: Some(permit),
             metrics,
             fleet: fleet.cloned(),
             lease: None,
-            endpoint_key: route.endpoint_key.clone(),
             started: Instant::now(),
             answered: None,
         }
@@ -324,19 +322,20 @@ impl AttemptRecord {
     fn report(&mut self, outcome: Outcome) -> Option<Transition> {
         let permit = self.permit.take()?;
         let duration = self.answered.unwrap_or_else(|| self.started.elapsed());
-        self.metrics.call(&self.endpoint_key, outcome, duration);
+        let route = &self.route;
+        self.metrics.call(&route.endpoint_key, outcome, duration);
         if let Some(fleet) = &self.fleet {
-            let slow = duration >= self.breaker.config().slow_call_duration;
-            fleet.record(&self.endpoint_key, outcome, duration, slow);
+            let slow = duration >= route.breaker.config().slow_call_duration;
+            fleet.record(&route.endpoint_key, outcome, duration, slow);
         }
         if let Some(lease) = self.lease.take() {
             lease.complete(outcome, duration);
         }
-        let transition = self
+        let transition = route
             .breaker
             .record(permit, outcome, duration, SystemClock.now());
         if let Some(t) = &transition {
-            crate::observe::transition(&self.metrics, t, Some(&self.gate));
+            crate::observe::transition(&self.metrics, t, Some(&route.gate));
         }
         transition
     }

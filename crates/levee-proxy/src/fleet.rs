@@ -30,9 +30,34 @@
 //! - Embedded: the proxy pushes each endpoint key's breaker config as the fleet policy
 //!   (`PUT /v1/policies/{key}`, with its operator token), at start and after each reload, so the
 //!   fleet breaker of a one-instance fleet runs the numbers the config file says — including
-//!   `mode: observe`. A remote registry's policies are its operators' business.
+//!   `mode: observe`.
 //! - `registry.backend` is for `levee registry`; an embedded registry always keeps memory
 //!   (a warning says so when `backend` is set).
+//!
+//! # Distributed policies
+//!
+//! - Embedded: the proxy is the policy source (above); it never applies policies back.
+//! - Remote: the registry's operators distribute breaker policies (SPEC §9: "so every
+//!   language uses the same numbers"). When the watch brings a policy with version ≥ 1 for an
+//!   endpoint key this proxy has a breaker for, that breaker runs the policy's config instead
+//!   of the file's, keeping its state
+//!   ([`levee_core::breaker::CircuitBreaker::reconfigured`]: closed stays closed with an
+//!   empty window, open stays open until the same moment, half-open gets fresh probes,
+//!   `forced_open`/`disabled` stay), exactly as the Go SDK's `breaker.Group` does.
+//!   Logged at info with the version; `/health`'s breaker view shows `policy_version`.
+//! - Precedence: fleet policy > file, while the policy exists. A reload keeps the policies in
+//!   force (see `runtime`); the file's config for a key comes back when its policy is absent
+//!   from the registry's state (never set, or gone from a registry that lost its memory) —
+//!   a policy at version 0 means "never set" and is the file's config too.
+//! - `DELETE /v1/policies/{key}` is not an absence: the registry resets the key to the SPEC
+//!   defaults *with a new version*, and the proxy runs those defaults, as the registry's fleet
+//!   breaker and the Go SDK do. To hand a key back to each instance's own config, an operator
+//!   PUTs that config (or the registry would need a "no policy" state, which its API lacks).
+//! - The last policy received stays in force while the registry is unreachable or stale: a
+//!   registry outage changes no thresholds. An invalid policy is ignored with a warning (once
+//!   per version) and the key keeps what it runs.
+//! - Applying a policy swaps the breaker (and the routes holding it) in a new runtime,
+//!   serialised with reloads; requests in flight finish on the breaker they started on.
 //!
 //! # On the request path
 //!
@@ -85,13 +110,14 @@
 use crate::error::ProxyError;
 use crate::observe;
 use crate::proxy::Shared;
+use crate::runtime::{FleetPolicy, Runtime};
 use levee_config::{Config, RegistryMode};
 use levee_core::breaker::{BreakerConfig, Reason, State, Transition};
 use levee_core::fleet::more_severe;
 use levee_core::time::SystemClock;
 use levee_core::{Clock, Outcome};
 use levee_registry_client::{Api, ClientConfig, ProbeDecision, ProbeLease, RegistryClient};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -310,6 +336,8 @@ struct Inner {
     operator: Option<Api>,
     /// Wakes the policy pusher (after a reload).
     policies: Notify,
+    /// Wakes the sync task (after a reload: a new key may have a fleet policy waiting).
+    resync: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -450,6 +478,7 @@ impl Fleet {
                 embedded: tokio::sync::Mutex::new(embedded),
                 operator,
                 policies: Notify::new(),
+                resync: Notify::new(),
                 tasks: Mutex::new(Vec::new()),
             }),
         }
@@ -505,9 +534,11 @@ impl Fleet {
         }
     }
 
-    /// Asks the policy pusher (embedded mode) to compare policies with the running config.
+    /// Asks the policy pusher (embedded mode) to compare policies with the running config,
+    /// and the sync task to apply the fleet's policies to new keys (remote mode).
     pub(crate) fn config_changed(&self) {
         self.inner.policies.notify_one();
+        self.inner.resync.notify_one();
     }
 
     /// Starts the background tasks that serve `shared` (called once by the proxy).
@@ -543,6 +574,8 @@ struct Seen {
     connected: bool,
     fresh: bool,
     level: u8,
+    /// Invalid policies already warned about: key → version.
+    invalid: HashMap<String, u64>,
 }
 
 async fn sync_loop(fleet: Fleet, shared: Weak<Shared>) {
@@ -553,6 +586,7 @@ async fn sync_loop(fleet: Fleet, shared: Weak<Shared>) {
         connected: false,
         fresh: false,
         level: 0,
+        invalid: HashMap::new(),
     };
     loop {
         tokio::select! {
@@ -568,6 +602,7 @@ async fn sync_loop(fleet: Fleet, shared: Weak<Shared>) {
                 ) {}
             }
             _ = tick.tick() => {}
+            _ = fleet.inner.resync.notified() => {}
         }
         let Some(shared) = shared.upgrade() else {
             return;
@@ -618,6 +653,10 @@ fn sync(fleet: &Fleet, shared: &Shared, seen: &mut Seen) {
         seen.level = level;
     }
 
+    if fleet.inner.mode == RegistryMode::Remote {
+        apply_policies(client, shared, &mut seen.invalid);
+    }
+
     let runtime = shared.runtime();
     let now = SystemClock.now();
     for (key, gate) in &runtime.gates {
@@ -646,6 +685,90 @@ fn sync(fleet: &Fleet, shared: &Shared, seen: &mut Seen) {
             observe::transition(metrics, &transition, None);
         }
     }
+}
+
+/// The policies `runtime`'s breakers should run: the registry's (version ≥ 1, valid) for each
+/// key that has one. An invalid one is warned about once per version and the key keeps what
+/// it runs.
+fn desired_policies(
+    client: &RegistryClient,
+    runtime: &Runtime,
+    invalid: &mut HashMap<String, u64>,
+) -> BTreeMap<String, FleetPolicy> {
+    let mut out = BTreeMap::new();
+    for key in runtime.breakers.keys() {
+        let Some(view) = client.policy(key).filter(|p| p.version > 0) else {
+            continue;
+        };
+        match view.config.validate() {
+            Ok(()) => {
+                out.insert(
+                    key.clone(),
+                    FleetPolicy {
+                        version: view.version,
+                        config: view.config,
+                    },
+                );
+            }
+            Err(e) => {
+                if invalid.insert(key.clone(), view.version) != Some(view.version) {
+                    tracing::warn!(
+                        endpoint = %key,
+                        version = view.version,
+                        error = %e,
+                        "the registry's breaker policy for this key is invalid; ignored, the \
+                         breaker keeps the config it runs (fix the policy at the registry)"
+                    );
+                }
+                if let Some(current) = runtime.policies.get(key) {
+                    out.insert(key.clone(), current.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Remote mode: swaps in a runtime whose breakers run the registry's policies, when they
+/// differ from what runs (see the module docs).
+fn apply_policies(client: &RegistryClient, shared: &Shared, invalid: &mut HashMap<String, u64>) {
+    if desired_policies(client, &shared.runtime(), invalid) == shared.runtime().policies {
+        return;
+    }
+    shared.derive_runtime(|current| {
+        // Again under the reload lock: a reload may have swapped the runtime meanwhile.
+        let desired = desired_policies(client, current, invalid);
+        if desired == current.policies {
+            return None;
+        }
+        let next = match current.with_policies(desired, &shared.random, SystemClock.now()) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot apply the registry's breaker policies; keeping the running ones");
+                return None;
+            }
+        };
+        for (key, breaker) in &next.breakers {
+            let (before, after) = (current.policies.get(key), next.policies.get(key));
+            if before == after {
+                continue;
+            }
+            match after {
+                Some(policy) => tracing::info!(
+                    endpoint = %key,
+                    version = policy.version,
+                    state = %breaker.state(),
+                    "fleet breaker policy applied; the breaker keeps its state"
+                ),
+                None => tracing::info!(
+                    endpoint = %key,
+                    state = %breaker.state(),
+                    "no fleet breaker policy any more; back to the config file's breaker config"
+                ),
+            }
+        }
+        Some(next)
+    });
 }
 
 /// Embedded mode: keeps each key's fleet policy equal to its breaker config.

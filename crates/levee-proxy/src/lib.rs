@@ -10,7 +10,7 @@
 //! | [`server`] | listeners, TLS/ALPN, HTTP/1.1 + h2c, connection limits, graceful shutdown |
 //! | `pipeline` | the life of one request, policy by policy |
 //! | `attempt` | one try against one endpoint, and its outcome |
-//! | `upstream`, `endpoint`, `client` | upstream clusters, endpoint state, connection pools |
+//! | `upstream`, `endpoint`, `client`, `pool` | upstream clusters, endpoint state, connection pools |
 //! | `health_check` | active health checks |
 //! | `matcher`, `runtime` | routes, and one compiled config generation |
 //! | `stale`, `responses` | `stale_if_error` cache, Levee's own answers |
@@ -39,6 +39,7 @@ mod health_check;
 mod matcher;
 mod observe;
 mod pipeline;
+mod pool;
 mod proxy;
 pub mod reload;
 mod responses;

@@ -181,6 +181,17 @@ impl Call {
         responses::problem(code, upstream, retry_after, &self.trace_id())
     }
 
+    /// Counts a call Levee refused before any attempt (SPEC §1 `rejected`: circuit open,
+    /// bulkhead full, rate limited, deadline already spent, route shed) in
+    /// `levee_calls_total{outcome="rejected"}` of the route's endpoint key, once per call.
+    /// Refusals after an attempt was recorded are not counted again: the call's outcome is
+    /// its attempts'. Malformed requests and fault-header refusals are not calls.
+    fn count_rejected(&self, route: &Route) {
+        self.shared
+            .metrics
+            .call(&route.endpoint_key, Outcome::Rejected, Duration::ZERO);
+    }
+
     fn plain(&self, status: StatusCode, detail: &str) -> Response<ProxyBody> {
         self.log.respond(status.as_u16(), Outcome::Rejected);
         responses::plain(status, detail, &self.trace_id())
@@ -212,6 +223,7 @@ impl Call {
                     shed_at_level = shed_at,
                     "route shed at this degradation level"
                 );
+                self.count_rejected(&route);
                 return self.degrade(&route, &parts, ErrorCode::FeatureDisabled, None, None);
             }
         }
@@ -234,6 +246,7 @@ impl Call {
         let deadline = effective_deadline(route.config.timeout, inbound)
             .map(|d| Deadline::after(clock.now(), d));
         if deadline.is_some_and(|d| d.is_spent(clock.now())) {
+            self.count_rejected(&route);
             return self.degrade(&route, &parts, ErrorCode::DeadlineExceeded, None, None);
         }
 
@@ -247,6 +260,7 @@ impl Call {
                 .map(HeaderValue::as_bytes);
             if let RateDecision::Limited { retry_after } = limiter.acquire(key, clock.now()) {
                 self.shared.metrics.rate_limited(&route.name);
+                self.count_rejected(&route);
                 return self.refuse(ErrorCode::RateLimited, upstream, Some(retry_after));
             }
         }
@@ -259,7 +273,10 @@ impl Call {
 
         let permit = match self.admit(&route, class, deadline).await {
             Ok(permit) => permit,
-            Err(code) => return self.degrade(&route, &parts, code, None, None),
+            Err(code) => {
+                self.count_rejected(&route);
+                return self.degrade(&route, &parts, code, None, None);
+            }
         };
         observe::bulkhead_gauges(&self.shared.metrics, &route.partition, &route.bulkhead);
         let slot = SlotGuard {
@@ -416,6 +433,10 @@ impl Call {
             let permit = match acquired.result {
                 Ok(permit) => permit,
                 Err(rejection) => {
+                    if last.is_none() {
+                        // No attempt recorded this call: it ends here as `rejected`.
+                        self.count_rejected(route);
+                    }
                     return self.circuit_open(route, parts, rejection.retry_after, last);
                 }
             };
@@ -457,7 +478,7 @@ impl Call {
             attempts += 1;
             let end = match upstream.pick(clock.now()) {
                 None => {
-                    self.log.attempt("");
+                    self.log.attempt(None);
                     drop(body);
                     let end = AttemptEnd::Failed {
                         result: AttemptResult::ConnectFailure,
@@ -468,7 +489,7 @@ impl Call {
                     end
                 }
                 Some(chosen) => {
-                    self.log.attempt(chosen.endpoint.address());
+                    self.log.attempt(Some(&chosen.endpoint));
                     let out = Outbound {
                         parts,
                         body,

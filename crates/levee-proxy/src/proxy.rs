@@ -222,6 +222,16 @@ impl Shared {
         Arc::clone(&self.runtime.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Swaps in a runtime derived from the current one (`None`: keep it), one at a time with
+    /// reloads so neither undoes the other: the fleet's distributed policies (see `fleet`).
+    pub(crate) fn derive_runtime(&self, derive: impl FnOnce(&Runtime) -> Option<Runtime>) {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.runtime();
+        if let Some(next) = derive(&current) {
+            *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        }
+    }
+
     pub(crate) fn status(&self) -> MutexGuard<'_, ReloadStatus> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -16,6 +16,13 @@
 //! - fleet gate (the key's fleet breaker as last seen from the registry, see `fleet`): per
 //!   endpoint key, carried over whatever the config, since it mirrors the registry rather
 //!   than the file.
+//! - fleet policy (remote registry, see `fleet`): per endpoint key. While the registry
+//!   distributes a policy (version ≥ 1) for a key, its breaker runs the policy's config instead
+//!   of the file's: fleet policy > file. A reload keeps the policies in force (they are carried
+//!   in `policies`), so editing the file never undoes an operator's fleet-wide numbers; the
+//!   file's config for the key takes effect when the policy goes away. A policy that arrives,
+//!   changes or goes away swaps the key's breaker for [`CircuitBreaker::reconfigured`], which
+//!   keeps its state; a file change (no policy involved) builds a fresh breaker, as always.
 
 use crate::error::ProxyError;
 use crate::fleet::FleetGate;
@@ -23,7 +30,7 @@ use crate::matcher::Matcher;
 use crate::stale::StaleCache;
 use crate::upstream::Upstream;
 use levee_config::{Config, RouteConfig, StaticFallbackConfig};
-use levee_core::breaker::CircuitBreaker;
+use levee_core::breaker::{BreakerConfig, CircuitBreaker};
 use levee_core::budget::RetryBudget;
 use levee_core::bulkhead::Bulkhead;
 use levee_core::rate_limit::KeyedRateLimiter;
@@ -48,8 +55,20 @@ pub struct Runtime {
     pub budgets: BTreeMap<String, Arc<RetryBudget>>,
     /// Fleet gates by endpoint key.
     pub gates: BTreeMap<String, Arc<FleetGate>>,
+    /// The fleet policies in force, by endpoint key (only keys with a breaker; empty unless
+    /// the registry is remote, see `fleet`).
+    pub policies: BTreeMap<String, FleetPolicy>,
     /// Fault injection state, carried across reloads (see `fault`).
     pub(crate) faults: Arc<crate::fault::Faults>,
+}
+
+/// A breaker policy distributed by the registry (SPEC §9) that a key's breaker runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetPolicy {
+    /// The registry's version of it (≥ 1).
+    pub version: u64,
+    /// The config it sets.
+    pub config: BreakerConfig,
 }
 
 /// One compiled route.
@@ -100,10 +119,41 @@ pub struct Built {
 }
 
 impl Runtime {
-    /// Compiles `config`, carrying over state from `previous` where keys and configs match.
+    /// Compiles `config`, carrying over state from `previous` where keys and configs match,
+    /// and the fleet policies `previous` runs (fleet policy > file).
     pub fn build(
         config: Config,
         previous: Option<&Runtime>,
+        random: &Arc<dyn RandomSource>,
+        now: Timestamp,
+    ) -> Result<Built, ProxyError> {
+        let policies = previous.map(|p| p.policies.clone()).unwrap_or_default();
+        Runtime::build_with_policies(config, previous, policies, random, now)
+    }
+
+    /// The same config with another set of fleet policies: keys whose policy arrived, changed
+    /// or went away get their breaker reconfigured, keeping its state; everything else is
+    /// carried over as it is. Each policy's config must be valid (the caller checks).
+    pub fn with_policies(
+        &self,
+        policies: BTreeMap<String, FleetPolicy>,
+        random: &Arc<dyn RandomSource>,
+        now: Timestamp,
+    ) -> Result<Runtime, ProxyError> {
+        let built = Runtime::build_with_policies(
+            (*self.config).clone(),
+            Some(self),
+            policies,
+            random,
+            now,
+        )?;
+        Ok(built.runtime)
+    }
+
+    fn build_with_policies(
+        config: Config,
+        previous: Option<&Runtime>,
+        mut policies: BTreeMap<String, FleetPolicy>,
         random: &Arc<dyn RandomSource>,
         now: Timestamp,
     ) -> Result<Built, ProxyError> {
@@ -157,23 +207,30 @@ impl Runtime {
                 .validate()
                 .map_err(|e| at(format!("retry.{e}")))?;
 
-            let (endpoint_key, breaker_config) = match &route_config.breaker {
+            let (endpoint_key, file_breaker_config) = match &route_config.breaker {
                 Some(own) => (format!("{}/{name}", upstream.name()), own.clone()),
                 None => (
                     upstream.name().to_string(),
                     upstream.config().breaker.clone(),
                 ),
             };
+            let policy = policies.get(&endpoint_key);
+            let breaker_config = policy.map_or(file_breaker_config, |p| p.config.clone());
             let breaker = match breakers.get(&endpoint_key) {
                 Some(b) => Arc::clone(b),
                 None => {
-                    let kept = previous
-                        .and_then(|p| p.breakers.get(&endpoint_key))
-                        .filter(|b| *b.config() == breaker_config)
-                        .cloned();
-                    let b = match kept {
-                        Some(b) => b,
-                        None => Arc::new(
+                    let old = previous.and_then(|p| p.breakers.get(&endpoint_key));
+                    let kept = old.filter(|b| *b.config() == breaker_config).cloned();
+                    // A policy that arrived, changed or went away keeps the breaker's state.
+                    let policy_changed =
+                        previous.is_some_and(|p| p.policies.get(&endpoint_key) != policy);
+                    let b = match (kept, old) {
+                        (Some(b), _) => b,
+                        (None, Some(old)) if policy_changed => Arc::new(
+                            old.reconfigured(breaker_config)
+                                .map_err(|e| at(format!("breaker (fleet policy): {e}")))?,
+                        ),
+                        (None, _) => Arc::new(
                             CircuitBreaker::new(
                                 endpoint_key.as_str(),
                                 breaker_config,
@@ -292,6 +349,7 @@ impl Runtime {
             }));
         }
         faults.reconfigure(&config);
+        policies.retain(|key, _| breakers.contains_key(key));
         Ok(Built {
             runtime: Runtime {
                 config: Arc::new(config),
@@ -301,6 +359,7 @@ impl Runtime {
                 bulkheads,
                 budgets,
                 gates,
+                policies,
                 faults,
             },
             new_upstreams,

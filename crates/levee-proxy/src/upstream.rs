@@ -79,7 +79,10 @@ impl Upstream {
             .collect::<Result<Vec<_>, ProxyError>>()?;
         Ok(Upstream {
             name: name.to_string(),
-            client: client::build(config),
+            client: client::build(
+                config,
+                endpoints.iter().map(|e| e.authority().clone()).collect(),
+            ),
             algorithm: match config.balancer {
                 BalancerKind::P2cEwma => Algorithm::P2cEwma,
                 BalancerKind::RoundRobin => Algorithm::RoundRobin,

@@ -576,6 +576,61 @@ impl CircuitBreaker {
         Some(self.transition(from, to, Reason::Operator, now))
     }
 
+    /// A breaker for the same key running `config` that takes over this one's state: how a
+    /// breaker policy distributed by the registry (SPEC §9) replaces the local config without
+    /// resetting what the breaker has learnt. Fails with the validation message for an
+    /// impossible config (this breaker is then left as it is).
+    ///
+    /// A new breaker rather than a change in place: the closed path reads the config and the
+    /// window without a lock, and a window of another kind or size cannot be swapped under
+    /// it. The caller swaps the new breaker in; calls in flight report to the one they started
+    /// on. The rules (the same as the Go SDK's `Group.Reconfigure`, pinned by the
+    /// `breaker/reconfigure_*` conformance vectors):
+    /// - `closed` stays closed with an empty window and no failures in a row: those counts
+    ///   were judged by other thresholds and window sizes;
+    /// - `open` stays open until the same moment; the grown open wait (re-opens multiply it)
+    ///   carries over as `min(max(grown, new wait), new max_wait)`;
+    /// - `half_open` stays half-open since the same moment (the new `half_open.max_wait`
+    ///   counts from it), with a fresh set of probes and the grown wait as for `open`;
+    /// - `forced_open` and `disabled` stay: they are an operator's;
+    /// - `observe` follows the new config's `mode`.
+    ///
+    /// The generation bumps, so permits granted before the change are ignored. No transition
+    /// happens (the state does not change) and nothing depends on the time.
+    pub fn reconfigured(&self, config: BreakerConfig) -> Result<CircuitBreaker, String> {
+        let next = CircuitBreaker::new(Arc::clone(&self.key), config, Arc::clone(&self.random))?;
+        let (state, generation, open_until, capped, half_open_since) = {
+            let control = self.lock();
+            let (state, generation) = unpack(self.state.load(Ordering::Acquire));
+            (
+                state,
+                generation,
+                control.open_until,
+                control.capped_wait_nanos,
+                control.half_open_since,
+            )
+        };
+        {
+            let mut control = next.lock();
+            let grown = capped
+                .max(control.capped_wait_nanos)
+                .min(duration_nanos(next.config.open.max_wait));
+            match state {
+                State::Open => {
+                    control.open_until = open_until;
+                    control.capped_wait_nanos = grown;
+                }
+                State::HalfOpen => {
+                    control.half_open_since = half_open_since;
+                    control.capped_wait_nanos = grown;
+                }
+                State::Closed | State::ForcedOpen | State::Disabled => {}
+            }
+        }
+        next.publish(state, generation + 1);
+        Ok(next)
+    }
+
     /// Switches between `enforce` and `observe` (no transition; the state machine is the same).
     pub fn set_mode(&self, mode: Mode) {
         self.observe.store(mode == Mode::Observe, Ordering::Release);
@@ -791,6 +846,133 @@ mod tests {
             None
         );
         assert_eq!(b.state(), State::HalfOpen);
+    }
+
+    fn no_jitter(minimum_calls: u32) -> BreakerConfig {
+        BreakerConfig {
+            minimum_calls,
+            open: OpenConfig {
+                jitter: 0.0,
+                ..OpenConfig::default()
+            },
+            ..BreakerConfig::default()
+        }
+    }
+
+    #[test]
+    fn reconfigured_closed_keeps_closed_with_an_empty_window_and_the_new_thresholds() {
+        let b = breaker(no_jitter(10));
+        for _ in 0..4 {
+            call(&b, Outcome::Failure, T0);
+        }
+        let stale = b.acquire(T0).result.expect("closed");
+        let mut config = no_jitter(10);
+        config.consecutive_failures = 2;
+        let n = b.reconfigured(config.clone()).expect("valid");
+        assert_eq!(n.state(), State::Closed);
+        assert_eq!(*n.config(), config);
+        assert_eq!(n.key().as_ref(), "k");
+        let snap = n.snapshot(T0);
+        assert_eq!(
+            snap.window,
+            Totals::default(),
+            "counts judged by old rules go"
+        );
+        assert_eq!(snap.consecutive_failures, 0);
+        // A permit from before the change is ignored.
+        assert_eq!(n.record(stale, Outcome::Failure, Duration::ZERO, T0), None);
+        assert_eq!(call(&n, Outcome::Failure, T0), None);
+        let t = call(&n, Outcome::Failure, T0).expect("trips on 2 in a row");
+        assert_eq!((t.from, t.to), (State::Closed, State::Open));
+        assert_eq!(t.reason, Reason::ConsecutiveFailures);
+        // The old breaker is untouched.
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.snapshot(T0).window.failures, 4);
+    }
+
+    #[test]
+    fn reconfigured_open_stays_open_until_the_same_moment_with_its_grown_wait() {
+        let mut one_probe = no_jitter(1);
+        one_probe.half_open.permitted_calls = 1;
+        let b = breaker(one_probe.clone());
+        call(&b, Outcome::Failure, T0);
+        // Probe fails: re-open with a doubled wait (5s → 10s), open until T0+15s.
+        let t1 = T0 + Duration::from_secs(5);
+        call(&b, Outcome::Failure, t1);
+        assert_eq!(b.state(), State::Open);
+        let until = b.snapshot(t1).open_remaining.expect("open");
+        assert_eq!(until, Duration::from_secs(10));
+        let mut config = one_probe;
+        config.open.wait = Duration::from_secs(1);
+        config.open.max_wait = Duration::from_secs(8);
+        let n = b.reconfigured(config).expect("valid");
+        assert_eq!(n.state(), State::Open);
+        assert_eq!(n.snapshot(t1).open_remaining, Some(until));
+        let rejected = n.acquire(t1 + Duration::from_secs(9));
+        assert_eq!(
+            rejected.result.expect_err("still open").retry_after,
+            Some(Duration::from_secs(1))
+        );
+        // Probing at the same moment; a failed probe re-opens for the grown wait (10s capped
+        // by the new max_wait 8s, × 2, capped again: 8s).
+        let t2 = t1 + Duration::from_secs(10);
+        let probe = n.acquire(t2);
+        assert_eq!(probe.transition.expect("probing").to, State::HalfOpen);
+        let p = probe.result.expect("probe");
+        n.record(p, Outcome::Failure, Duration::ZERO, t2)
+            .expect("re-opens");
+        assert_eq!(n.snapshot(t2).open_remaining, Some(Duration::from_secs(8)));
+    }
+
+    #[test]
+    fn reconfigured_half_open_gets_fresh_probes_and_keeps_its_start() {
+        let b = breaker(no_jitter(1));
+        call(&b, Outcome::Failure, T0);
+        let t1 = T0 + Duration::from_secs(5);
+        let old_probe = b.acquire(t1).result.expect("probe");
+        assert_eq!(b.state(), State::HalfOpen);
+        let mut config = no_jitter(1);
+        config.half_open.permitted_calls = 2;
+        config.half_open.max_wait = Duration::from_secs(3);
+        let n = b.reconfigured(config).expect("valid");
+        assert_eq!(n.state(), State::HalfOpen);
+        assert_eq!(n.snapshot(t1).probes_admitted, 0);
+        assert_eq!(
+            n.record(old_probe, Outcome::Failure, Duration::ZERO, t1),
+            None
+        );
+        let a = n.acquire(t1).result.expect("probe 1");
+        let c = n.acquire(t1).result.expect("probe 2");
+        assert!(n.acquire(t1).result.is_err(), "only permitted_calls probes");
+        assert!(a.is_probe() && c.is_probe());
+        // max_wait counts from when half-open began, before the change.
+        let late = n.acquire(t1 + Duration::from_secs(3));
+        let t = late.transition.expect("timed out");
+        assert_eq!(t.reason, Reason::HalfOpenTimeout);
+    }
+
+    #[test]
+    fn reconfigured_keeps_operator_overrides_and_takes_the_new_mode() {
+        let b = breaker(no_jitter(1));
+        b.set_override(Some(Override::ForcedOpen), T0);
+        let mut config = no_jitter(1);
+        config.mode = Mode::Observe;
+        let n = b.reconfigured(config).expect("valid");
+        assert_eq!(n.state(), State::ForcedOpen);
+        assert!(n.snapshot(T0).observe);
+        let b = breaker(no_jitter(1));
+        b.set_override(Some(Override::Disabled), T0);
+        let n = b.reconfigured(no_jitter(1)).expect("valid");
+        assert_eq!(n.state(), State::Disabled);
+        assert_eq!(call(&n, Outcome::Failure, T0), None, "disabled never trips");
+    }
+
+    #[test]
+    fn an_impossible_config_is_refused() {
+        let b = breaker(no_jitter(1));
+        let mut config = no_jitter(1);
+        config.open.max_wait = Duration::from_millis(1);
+        assert!(b.reconfigured(config).is_err());
     }
 
     #[test]

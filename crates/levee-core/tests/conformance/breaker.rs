@@ -187,6 +187,12 @@ impl Subject for BreakerSubject {
                 };
                 self.breaker.set_mode(mode);
             }
+            "reconfigure" => {
+                let config =
+                    support::field(args, "config").ok_or("`reconfigure` needs a `config`")?;
+                let config: BreakerConfig = support::config(config)?;
+                self.breaker = self.breaker.reconfigured(config)?;
+            }
             "check" => {}
             other => return Err(format!("unknown breaker action `{other}`")),
         }
