@@ -2,8 +2,9 @@
 //! real `levee registry` process (or the embedded one), in-process inventory upstreams.
 //!
 //! The proxies' own breakers are made hard to trip (`minimum_calls: 1000`) unless a test says
-//! otherwise, so every rejection seen here is the fleet's doing; fleet policies are set
-//! through the registry's operator API, as an operator would.
+//! otherwise, so rejections here are the fleet's doing — except after a test distributes a
+//! policy through the registry's operator API (as an operator would): in remote mode that
+//! policy governs the proxies' own breakers too.
 
 mod support;
 
