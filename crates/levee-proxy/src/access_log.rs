@@ -2,8 +2,9 @@
 //! response body has been sent, or when the client went away. It is emitted from `Drop`, so a
 //! request that is cancelled half-way still gets its line (outcome `cancelled`).
 //!
-//! The line is an event inside the request span levee-telemetry opens, so it carries the
-//! `trace_id`, `request_id`, method and path of the span besides its own fields.
+//! The line is written by levee-telemetry's `AccessLine` inside the request span, so it carries
+//! the `trace_id`, `request_id`, method, path, route and upstream of the span besides its own
+//! fields.
 
 use crate::endpoint::Endpoint;
 use levee_core::Outcome;
@@ -56,8 +57,6 @@ impl AccessLog {
         let mut f = self.fields();
         f.status = Some(status);
         f.outcome = Some(outcome);
-        self.0.span.record("status", status);
-        self.0.span.record("outcome", outcome.as_str());
     }
 
     /// The SPEC §7 code Levee answered with, if any.
@@ -85,18 +84,15 @@ impl Drop for Inner {
             (Some(_), Some(o)) => o.as_str(),
             _ => Outcome::Cancelled.as_str(),
         };
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let _entered = self.span.enter();
-        tracing::info!(
-            target: "levee::access",
-            status = f.status.unwrap_or(499),
+        levee_telemetry::AccessLine {
+            status: f.status.unwrap_or(499),
             outcome,
-            code = f.code.unwrap_or(""),
-            endpoint = f.endpoint.as_deref().map_or("", Endpoint::address),
-            attempts = f.attempts,
-            fallback = f.fallback.unwrap_or(""),
-            duration_ms,
-            "request"
-        );
+            code: f.code.unwrap_or(""),
+            endpoint: f.endpoint.as_deref().map_or("", Endpoint::address),
+            attempts: f.attempts,
+            fallback: f.fallback.unwrap_or(""),
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+        }
+        .log(&self.span);
     }
 }

@@ -22,7 +22,7 @@
 //! # async fn example(headers: http::HeaderMap) {
 //! let trace = TraceContext::from_headers(&headers);
 //! let span = levee_telemetry::request_span(&trace, "req-1", "GET", "/inventory/42");
-//! span.record("route", "inventory"); // once routed; also upstream, status, outcome
+//! span.record("route", "inventory"); // once routed; also upstream
 //! handle().instrument(span).await;
 //! # }
 //! ```
@@ -43,13 +43,15 @@
 //! - Fields named `timestamp`, `level` or `target` in spans or events are written as
 //!   `field.timestamp` etc., so the three fixed keys always mean what they say.
 
+use crate::line_buffer::LineBuffer;
 use levee_http::TraceContext;
 use std::cell::RefCell;
 use std::fmt;
 use std::io::Write as _;
+use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -100,13 +102,120 @@ pub fn init_logging(json: bool) -> Result<(), LoggingError> {
     let filter = env_filter()?;
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        registry.with(JsonLayer::new(std::io::stderr)).try_init()
+        let lines = DIRECT.get_or_init(|| {
+            let lines = LineBuffer::stderr();
+            flush_before_panic_messages();
+            lines
+        });
+        registry.with(JsonLayer::new(lines.clone())).try_init()
     } else {
         registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init()
     };
     result.map_err(|e| LoggingError::AlreadyInitialized(e.to_string()))
+}
+
+/// Writes out the log lines still buffered (JSON logs are written in batches: see
+/// [`crate::line_buffer`]). `levee run` calls it as it exits; harmless without JSON logging.
+pub fn flush_logs() {
+    if let Some(lines) = DIRECT.get() {
+        lines.flush();
+    }
+}
+
+/// The JSON log output [`init_logging`] installed: the buffer [`JsonLayer`] writes to, which
+/// [`write_span_line`] writes to directly.
+static DIRECT: OnceLock<LineBuffer> = OnceLock::new();
+
+/// Buffered lines first, then the panic message, so the lines that led to a panic are not lost
+/// or shown after it.
+fn flush_before_panic_messages() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flush_logs();
+        previous(info);
+    }));
+}
+
+/// A field value of a line written by [`write_span_line`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldValue<'a> {
+    Str(&'a str),
+    U64(u64),
+    F64(f64),
+}
+
+/// Writes one line in `span` straight to the JSON output, exactly as [`JsonLayer`] would write
+/// `tracing::event!(target: target, level, field = value, ..., message)` logged inside it, but
+/// without an event: no dispatch, no per-field visitor, no span entered. The hot path of the
+/// access log (one line per request) — false when it cannot (no JSON logging installed by
+/// [`init_logging`], or `span` is disabled), and the caller logs an event instead.
+///
+/// The caller checks the filter (`tracing::enabled!`) first.
+pub(crate) fn write_span_line(
+    span: &tracing::Span,
+    level: &Level,
+    target: &'static str,
+    message: &str,
+    fields: &[(&'static str, FieldValue<'_>)],
+) -> bool {
+    match DIRECT.get() {
+        Some(out) => write_span_line_to(out, span, level, target, message, fields),
+        None => false,
+    }
+}
+
+/// [`write_span_line`] to a given output (tests compare it with [`JsonLayer`]'s line).
+pub(crate) fn write_span_line_to(
+    out: &LineBuffer,
+    span: &tracing::Span,
+    level: &Level,
+    target: &'static str,
+    message: &str,
+    fields: &[(&'static str, FieldValue<'_>)],
+) -> bool {
+    span.with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return false;
+        };
+        let Some(data) = registry.span(id) else {
+            return false;
+        };
+        SCRATCH.with(|scratch| {
+            let Ok(mut scratch) = scratch.try_borrow_mut() else {
+                return false;
+            };
+            let Scratch { line, timestamp } = &mut *scratch;
+            line.begin(timestamp, level, target);
+            for span in data.scope().from_root() {
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    for &(name, start, end) in &fields.fields {
+                        line.push_raw(name, fields.value(start, end));
+                    }
+                }
+            }
+            let start = line.values.len();
+            write_json_str(&mut line.values, message);
+            line.finish("message", start);
+            for &(name, value) in fields {
+                let start = line.values.len();
+                match value {
+                    FieldValue::Str(text) => write_json_str(&mut line.values, text),
+                    FieldValue::U64(n) => write_u64(&mut line.values, n),
+                    FieldValue::F64(x) => write_f64(&mut line.values, x),
+                }
+                line.finish(name, start);
+            }
+            let start = line.values.len();
+            write_json_str(&mut line.values, data.name());
+            line.set(Key::new("span"), start, line.values.len());
+            line.assemble();
+            out.push(&line.out, *level <= Level::WARN);
+            true
+        })
+    })
+    .unwrap_or(false)
 }
 
 fn env_filter() -> Result<EnvFilter, LoggingError> {
@@ -127,7 +236,7 @@ fn env_filter() -> Result<EnvFilter, LoggingError> {
 
 /// The span of one proxied request, carrying `trace_id`, `span_id` (Levee's span, sent
 /// upstream as the parent id), `request_id`, `method` and `path` (without the query, which may
-/// hold secrets). `route`, `upstream`, `status` and `outcome` are declared empty for the proxy
+/// hold secrets). `route` and `upstream` are declared empty for the proxy
 /// to [`record`](tracing::Span::record) once known.
 pub fn request_span(
     trace: &TraceContext,
@@ -148,8 +257,6 @@ pub fn request_span(
         path = path,
         route = tracing::field::Empty,
         upstream = tracing::field::Empty,
-        status = tracing::field::Empty,
-        outcome = tracing::field::Empty,
     )
 }
 
@@ -284,6 +391,50 @@ impl Line {
         self.keys.push((key, start, end));
     }
 
+    /// Starts a line with the three fixed keys (never renamed, so pushed directly).
+    fn begin(&mut self, ts: &mut Option<TimestampCache>, level: &Level, target: &str) {
+        self.clear();
+        let fixed = |name| Key {
+            name,
+            prefixed: false,
+        };
+        let start = self.values.len();
+        write_timestamp(&mut self.values, ts);
+        self.keys
+            .push((fixed("timestamp"), start, self.values.len()));
+        let start = self.values.len();
+        write_json_str(&mut self.values, level.as_str());
+        self.keys.push((fixed("level"), start, self.values.len()));
+        let start = self.values.len();
+        write_json_str(&mut self.values, target);
+        self.keys.push((fixed("target"), start, self.values.len()));
+    }
+
+    /// Writes the keys and values gathered so far into `out` as one JSON object and a newline.
+    fn assemble(&mut self) {
+        let Line {
+            keys,
+            values,
+            out,
+            plain_keys,
+            ..
+        } = self;
+        out.push(b'{');
+        for (i, (key, start, end)) in keys.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            if key.prefixed {
+                out.extend_from_slice(b"field.");
+            }
+            plain_keys.write(out, key.name);
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(&values[*start..*end]);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
     fn push_raw(&mut self, name: &'static str, json: &[u8]) {
         let start = self.values.len();
         self.values.extend_from_slice(json);
@@ -323,14 +474,7 @@ impl<S: FieldSink> Visitor<'_, S> {
 
 impl<S: FieldSink> Visit for Visitor<'_, S> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, |b| {
-            if value.is_finite() {
-                let _ = serde_json::to_writer(b, &value);
-            } else {
-                // What `serde_json::Value::from` makes of NaN and the infinities.
-                b.extend_from_slice(b"null");
-            }
-        });
+        self.put(field, |b| write_f64(b, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.put(field, |b| {
@@ -356,6 +500,16 @@ impl<S: FieldSink> Visit for Visitor<'_, S> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, |b| write_json_display(b, format_args!("{value:?}")));
+    }
+}
+
+/// `value` as `serde_json` writes it; NaN and the infinities as `null` (what
+/// `serde_json::Value::from` makes of them).
+fn write_f64(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        let _ = serde_json::to_writer(out, &value);
+    } else {
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -561,39 +715,7 @@ where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let meta = event.metadata();
-        line.clear();
-        let start = line.values.len();
-        write_timestamp(&mut line.values, ts);
-        let end = line.values.len();
-        // The three fixed keys are never renamed, so they are pushed directly.
-        line.keys.push((
-            Key {
-                name: "timestamp",
-                prefixed: false,
-            },
-            start,
-            end,
-        ));
-        let start = line.values.len();
-        write_json_str(&mut line.values, meta.level().as_str());
-        line.keys.push((
-            Key {
-                name: "level",
-                prefixed: false,
-            },
-            start,
-            line.values.len(),
-        ));
-        let start = line.values.len();
-        write_json_str(&mut line.values, meta.target());
-        line.keys.push((
-            Key {
-                name: "target",
-                prefixed: false,
-            },
-            start,
-            line.values.len(),
-        ));
+        line.begin(ts, meta.level(), meta.target());
         let mut leaf = None;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
@@ -612,27 +734,7 @@ where
             let end = line.values.len();
             line.set(Key::new("span"), start, end);
         }
-        let Line {
-            keys,
-            values,
-            out,
-            plain_keys,
-            ..
-        } = line;
-        out.push(b'{');
-        for (i, (key, start, end)) in keys.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            if key.prefixed {
-                out.extend_from_slice(b"field.");
-            }
-            plain_keys.write(out, key.name);
-            out.extend_from_slice(b"\":");
-            out.extend_from_slice(&values[*start..*end]);
-        }
-        out.extend_from_slice(b"}\n");
+        line.assemble();
     }
 }
 

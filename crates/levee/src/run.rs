@@ -24,15 +24,26 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     levee_telemetry::init_logging(!args.log_text).map_err(|e| e.to_string())?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One thread asked for: tokio's single-threaded scheduler, which skips the work-stealing
+    // machinery (atomic task queues, cross-thread wake-ups) that one worker never uses.
+    let mut builder = match args.threads {
+        Some(threads) if threads <= 1 => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all();
-    if let Some(threads) = args.threads {
-        builder.worker_threads(threads.max(1));
-    }
     let runtime = builder
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime
+    let result = runtime
         .block_on(daemon::run(daemon::Options::new(args.config)))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    drop(runtime);
+    // JSON lines are written in batches: the last ones (a drain's access lines) go out now.
+    levee_telemetry::flush_logs();
+    result
 }

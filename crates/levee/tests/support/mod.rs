@@ -157,6 +157,8 @@ pub struct LeveeProcess {
     /// The admin listener.
     pub admin: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Every standard-error line after startup; disconnected once the stream ends.
+    lines: mpsc::Receiver<String>,
 }
 
 fn field(line: &serde_json::Value, name: &str) -> Option<String> {
@@ -167,12 +169,17 @@ impl LeveeProcess {
     /// Runs `yaml` (listeners and admin on port 0) with the test tokens in the environment,
     /// and waits until it serves.
     pub fn start(name: &str, yaml: &str) -> LeveeProcess {
+        LeveeProcess::start_with_threads(name, yaml, 2)
+    }
+
+    /// [`LeveeProcess::start`] with `--threads threads` (1: the single-threaded runtime).
+    pub fn start_with_threads(name: &str, yaml: &str, threads: usize) -> LeveeProcess {
         let path = scratch(name, yaml);
         let mut child = levee()
             .arg("run")
             .arg("--config")
             .arg(&path)
-            .args(["--threads", "2"])
+            .args(["--threads", &threads.to_string()])
             .env("LEVEE_REGISTRY_TOKEN", REPORTER)
             .env("LEVEE_ADMIN_TOKEN", ADMIN)
             .env("LEVEE_LOG", "info")
@@ -215,9 +222,40 @@ impl LeveeProcess {
                         addr: listener.expect("a listener was logged"),
                         admin,
                         logs,
+                        lines: rx,
                     };
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Sends `SIGTERM`, waits for the process to exit and for its standard error to end, and
+    /// returns how it exited; every line it wrote is in [`LeveeProcess::log_text`] then.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.child.try_wait().expect("wait for levee") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "levee did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return status,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("levee's stderr did not end"),
             }
         }
     }
