@@ -2,12 +2,13 @@
 //! response body has been sent, or when the client went away. It is emitted from `Drop`, so a
 //! request that is cancelled half-way still gets its line (outcome `cancelled`).
 //!
-//! The line is written by levee-telemetry's `AccessLine` inside the request span, so it carries
-//! the `trace_id`, `request_id`, method, path, route and upstream of the span besides its own
+//! The line is written by levee-telemetry's `AccessLine` with the request's `RequestContext`,
+//! so it carries the `trace_id`, `request_id`, method, path, route and upstream besides its own
 //! fields.
 
 use crate::endpoint::Endpoint;
 use levee_core::Outcome;
+use levee_telemetry::RequestContext;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::time::Instant;
 
@@ -28,15 +29,18 @@ struct Fields {
 pub struct AccessLog(Arc<Inner>);
 
 struct Inner {
+    context: Arc<RequestContext>,
+    /// The request's `tracing` span, when it has one (text logs: see `pipeline::handle`).
     span: tracing::Span,
     started: Instant,
     fields: Mutex<Fields>,
 }
 
 impl AccessLog {
-    /// Starts the line of a request running in `span`.
-    pub fn new(span: tracing::Span) -> Self {
+    /// Starts the line of a request running in `context` (and `span`).
+    pub fn new(context: Arc<RequestContext>, span: tracing::Span) -> Self {
         AccessLog(Arc::new(Inner {
+            context,
             span,
             started: Instant::now(),
             fields: Mutex::new(Fields::default()),
@@ -47,9 +51,12 @@ impl AccessLog {
         self.0.fields.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The request span.
-    pub fn span(&self) -> &tracing::Span {
-        &self.0.span
+    /// The request was routed: its lines from now on name the route and upstream.
+    pub fn routed(&self, route: &str, upstream: &str) {
+        self.0.context.record("route", route);
+        self.0.context.record("upstream", upstream);
+        self.0.span.record("route", route);
+        self.0.span.record("upstream", upstream);
     }
 
     /// The answer's status and the call's outcome.
@@ -93,6 +100,6 @@ impl Drop for Inner {
             fallback: f.fallback.unwrap_or(""),
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
         }
-        .log(&self.span);
+        .log(&self.context, &self.span);
     }
 }

@@ -72,6 +72,7 @@ use levee_core::retry::{
 use levee_core::time::SystemClock;
 use levee_core::{Clock, Criticality, ErrorCode, Outcome};
 use levee_http::{DegradedKind, TraceContext};
+use levee_telemetry::RequestContext;
 use std::any::Any;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -104,13 +105,17 @@ pub(crate) async fn handle(
     let (mut parts, body) = request.into_parts();
     let fault = crate::fault::take_headers(&mut parts.headers);
     let request_id = levee_http::request_id::ensure_request_id(&mut parts.headers);
-    let span = levee_telemetry::request_span(
-        &trace,
-        request_id.to_str().unwrap_or(""),
-        parts.method.as_str(),
-        parts.uri.path(),
-    );
-    let log = AccessLog::new(span.clone());
+    let request_id_text = request_id.to_str().unwrap_or("");
+    let (method, path) = (parts.method.as_str(), parts.uri.path());
+    // With JSON logs the context alone gives every line the request's fields; a `tracing` span
+    // (several times the cost) is made only for text logs and other subscribers.
+    let context = RequestContext::new(&trace, request_id_text, method, path);
+    let span = if levee_telemetry::request_spans_wanted() {
+        levee_telemetry::request_span(&trace, request_id_text, method, path)
+    } else {
+        tracing::Span::none()
+    };
+    let log = AccessLog::new(Arc::clone(&context), span.clone());
     let mut guards: Guards = extra;
     guards.push(Box::new(shared.drain.begin()));
     guards.push(Box::new(log.clone()));
@@ -125,7 +130,7 @@ pub(crate) async fn handle(
         trailer_record: None,
         fault,
     };
-    let (mut response, guards) = call.run(parts, body).instrument(span).await;
+    let (mut response, guards) = context.scope(call.run(parts, body).instrument(span)).await;
     let headers = response.headers_mut();
     headers.insert(levee_http::headers::name::REQUEST_ID, request_id);
     if draining && version < Version::HTTP_2 {
@@ -206,9 +211,7 @@ impl Call {
             return self.plain(StatusCode::NOT_FOUND, "No route matches this request.");
         };
         drop(runtime);
-        let span = self.log.span();
-        span.record("route", route.name.as_str());
-        span.record("upstream", route.upstream.name());
+        self.log.routed(route.name.as_str(), route.upstream.name());
         if let Some(refused) = crate::fault::admit(&mut self.fault, &route, &self.log, &self.trace)
         {
             return refused;

@@ -1,6 +1,6 @@
 //! The access log: one JSON line per proxied request (SPEC §11), written when the request is
-//! over, inside the request span so it carries `trace_id`, `request_id`, method, path, route
-//! and upstream.
+//! over, with the request's [`RequestContext`] so it carries `trace_id`, `request_id`, method,
+//! path, route and upstream.
 //!
 //! ```json
 //! {"timestamp":"2026-11-24T00:52:16.934804Z","level":"INFO","target":"levee::access",
@@ -12,18 +12,18 @@
 //!
 //! With JSON logs ([`init_logging`](crate::init_logging)`(true)`, `levee run`'s default) the
 //! line is written straight to the log buffer, the bytes [`JsonLayer`](crate::JsonLayer) would
-//! write for the same event but without a `tracing` event (about a third of a request's cost
-//! in the proxy's profile, docs/benchmarks.md). Otherwise, and under any other subscriber, it
-//! is an `INFO` event of target `levee::access`. Either way the filter decides: `LEVEE_LOG`
-//! directives on the target and level (`info,levee::access=off`) apply; directives on span
-//! fields do not select the direct line.
+//! write for the same event but without a `tracing` event (the event was an eighth of a
+//! request's cost in the proxy's profile, docs/benchmarks.md). Otherwise, and under any other
+//! subscriber, it is an `INFO` event of target `levee::access`. Either way the filter decides:
+//! `LEVEE_LOG` directives on the target and level (`info,levee::access=off`) apply.
 
-use crate::logging::{write_span_line, FieldValue};
+use crate::logging::{write_request_line, FieldValue};
+use crate::RequestContext;
 
 /// The target of access lines, for log filters.
 pub const ACCESS_TARGET: &str = "levee::access";
 
-/// What one request's access line says besides its span's fields.
+/// What one request's access line says besides its context's fields.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AccessLine<'a> {
     /// The status answered to the client (499 when the client went away first).
@@ -43,26 +43,27 @@ pub struct AccessLine<'a> {
 }
 
 impl AccessLine<'_> {
-    /// Logs the line inside `span` (the request's), if the filter lets `levee::access` `INFO`
-    /// lines through.
-    pub fn log(&self, span: &tracing::Span) {
+    /// Logs the line of the request of `context` (and `span`, its `tracing` span when it has
+    /// one), if the filter lets `levee::access` `INFO` lines through.
+    pub fn log(&self, context: &std::sync::Arc<RequestContext>, span: &tracing::Span) {
         if !tracing::enabled!(target: "levee::access", tracing::Level::INFO) {
             return;
         }
-        if !write_span_line(
-            span,
+        if !write_request_line(
+            context,
             &tracing::Level::INFO,
             ACCESS_TARGET,
             "request",
             &self.fields(),
         ) {
-            self.log_event(span);
+            self.log_event(context, span);
         }
     }
 
     /// The same line as a `tracing` event.
-    fn log_event(&self, span: &tracing::Span) {
-        let _entered = span.enter();
+    fn log_event(&self, context: &std::sync::Arc<RequestContext>, span: &tracing::Span) {
+        let _context = context.enter();
+        let _span = span.enter();
         tracing::info!(
             target: "levee::access",
             status = self.status,
@@ -95,7 +96,7 @@ impl AccessLine<'_> {
 mod tests {
     use super::*;
     use crate::line_buffer::LineBuffer;
-    use crate::logging::write_span_line_to;
+    use crate::logging::write_request_line_to;
     use crate::{request_span, JsonLayer};
     use levee_http::TraceContext;
     use std::sync::{Arc, Mutex};
@@ -108,6 +109,11 @@ mod tests {
         (buffer, bytes)
     }
 
+    fn lines(bytes: &Mutex<Vec<u8>>) -> Vec<String> {
+        let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+
     /// The line without its timestamp (the only part that differs between two lines).
     fn untimed(line: &str) -> String {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -116,42 +122,51 @@ mod tests {
         line[line.find("\",\"level\"").unwrap()..].to_string()
     }
 
+    const CASES: [AccessLine<'static>; 2] = [
+        AccessLine {
+            status: 200,
+            outcome: "success",
+            code: "",
+            endpoint: "127.0.0.1:7001",
+            attempts: 1,
+            fallback: "",
+            duration_ms: 0.762894,
+        },
+        AccessLine {
+            status: 503,
+            outcome: "rejected",
+            code: "circuit_open",
+            endpoint: "",
+            attempts: 0,
+            fallback: "stale \"cached\"",
+            duration_ms: f64::NAN,
+        },
+    ];
+
+    /// Logs each case three ways: as an event with only the context (JSON logs in
+    /// production), as an event with the context and the request span (text logs, tests),
+    /// and directly.
     #[test]
     fn the_direct_line_is_byte_for_byte_the_events_line() {
         let (buffer, bytes) = captured();
         let subscriber = tracing_subscriber::registry().with(JsonLayer::new(buffer.clone()));
         let trace = TraceContext::new_root();
-        let cases = [
-            AccessLine {
-                status: 200,
-                outcome: "success",
-                code: "",
-                endpoint: "127.0.0.1:7001",
-                attempts: 1,
-                fallback: "",
-                duration_ms: 0.762894,
-            },
-            AccessLine {
-                status: 503,
-                outcome: "rejected",
-                code: "circuit_open",
-                endpoint: "",
-                attempts: 0,
-                fallback: "stale \"cached\"",
-                duration_ms: f64::NAN,
-            },
-        ];
         tracing::subscriber::with_default(subscriber, || {
-            for (i, line) in cases.iter().enumerate() {
-                let span = request_span(&trace, "req \u{1}", "GET", "/items/\"1\"");
+            for (i, line) in CASES.iter().enumerate() {
+                let (id, path) = ("req \u{1}", "/items/\"1\"");
+                let context = RequestContext::new(&trace, id, "GET", path);
+                let span = request_span(&trace, id, "GET", path);
                 if i == 0 {
-                    span.record("route", "items");
-                    span.record("upstream", "inventory");
+                    for (name, value) in [("route", "items"), ("upstream", "inventory")] {
+                        context.record(name, value);
+                        span.record(name, value);
+                    }
                 }
-                line.log_event(&span);
-                assert!(write_span_line_to(
+                line.log_event(&context, &tracing::Span::none());
+                line.log_event(&context, &span);
+                assert!(write_request_line_to(
                     &buffer,
-                    &span,
+                    &context,
                     &tracing::Level::INFO,
                     ACCESS_TARGET,
                     "request",
@@ -160,22 +175,41 @@ mod tests {
             }
         });
         buffer.flush();
-        let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
-        for pair in lines.chunks(2) {
-            assert_eq!(untimed(pair[0]), untimed(pair[1]));
+        let lines = lines(&bytes);
+        assert_eq!(lines.len(), 6, "{lines:#?}");
+        for three in lines.chunks(3) {
+            assert_eq!(untimed(&three[0]), untimed(&three[2]));
+            assert_eq!(untimed(&three[1]), untimed(&three[2]));
         }
-        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(first["trace_id"], trace.trace_id.to_hex());
+        assert_eq!(first["span_id"], trace.span_id.to_hex());
         assert_eq!(first["route"], "items");
         assert_eq!(first["status"], 200);
         assert_eq!(first["target"], ACCESS_TARGET);
         assert_eq!(first["span"], "request");
-        let second: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        let second: serde_json::Value = serde_json::from_str(&lines[3]).unwrap();
         assert!(second.get("route").is_none(), "{second}");
         assert_eq!(second["duration_ms"], serde_json::Value::Null);
         assert_eq!(second["request_id"], "req \u{1}");
+        assert_eq!(second["path"], "/items/\"1\"");
+    }
+
+    #[test]
+    fn a_context_field_named_like_an_event_field_is_left_to_the_event() {
+        let (buffer, bytes) = captured();
+        let context = RequestContext::new(&TraceContext::new_root(), "r", "GET", "/");
+        context.record("status", "clash");
+        assert!(!write_request_line_to(
+            &buffer,
+            &context,
+            &tracing::Level::INFO,
+            ACCESS_TARGET,
+            "request",
+            &CASES[0].fields()
+        ));
+        buffer.flush();
+        assert!(bytes.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -184,22 +218,16 @@ mod tests {
         let (buffer, bytes) = captured();
         let subscriber = tracing_subscriber::registry().with(JsonLayer::new(buffer.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span = request_span(&TraceContext::new_root(), "r", "GET", "/");
-            AccessLine {
-                status: 499,
-                outcome: "cancelled",
-                code: "",
-                endpoint: "",
-                attempts: 0,
-                fallback: "",
-                duration_ms: 1.5,
-            }
-            .log(&span);
+            let trace = TraceContext::new_root();
+            let context = RequestContext::new(&trace, "r", "GET", "/");
+            CASES[1].log(&context, &tracing::Span::none());
         });
         buffer.flush();
-        let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
-        assert_eq!(line["outcome"], "cancelled");
+        let lines = lines(&bytes);
+        assert_eq!(lines.len(), 1);
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["outcome"], "rejected");
+        assert_eq!(line["request_id"], "r");
         assert_eq!(line["message"], "request");
     }
 }

@@ -12,12 +12,16 @@ pub mod access_line;
 pub mod line_buffer;
 pub mod logging;
 pub mod metrics;
+pub mod request_context;
 pub mod transitions;
 
 pub use access_line::{AccessLine, ACCESS_TARGET};
 pub use line_buffer::LineBuffer;
-pub use logging::{flush_logs, init_logging, request_span, JsonLayer, LoggingError};
+pub use logging::{
+    flush_logs, init_logging, request_span, request_spans_wanted, JsonLayer, LoggingError,
+};
 pub use metrics::{
     EndpointMetrics, Metrics, PartitionMetrics, RouteMetrics, CONTENT_TYPE, LATENCY_BUCKETS,
 };
+pub use request_context::RequestContext;
 pub use transitions::{TransitionLog, TransitionRecord};

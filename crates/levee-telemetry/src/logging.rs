@@ -1,10 +1,11 @@
 //! Logs as JSON lines, each carrying the request's `trace_id` (SPEC §11).
 //!
-//! Every proxied request runs inside the span [`request_span`] returns. [`JsonLayer`] writes
-//! each event as one JSON object on one line, with the fields of every span it happened in
-//! flattened to the top level (inner spans win over outer ones, the event's own fields over
-//! both), so a log search for `trace_id` finds every line of a request, and the `trace_id` in
-//! an error envelope leads straight to them.
+//! Every proxied request runs inside its [`RequestContext`] (and, for text logs and other
+//! subscribers, inside the span [`request_span`] returns). [`JsonLayer`] writes each event as
+//! one JSON object on one line, with the request context's fields and those of every span it
+//! happened in flattened to the top level (inner spans win over outer ones, the event's own
+//! fields over both), so a log search for `trace_id` finds every line of a request, and the
+//! `trace_id` in an error envelope leads straight to them.
 //!
 //! ```json
 //! {"timestamp":"2025-01-01T12:00:00.000000Z","level":"WARN","target":"levee_proxy::fallback",
@@ -13,23 +14,30 @@
 //!  "message":"served stale fallback","span":"request"}
 //! ```
 //!
-//! # How the proxy opens the span
+//! # How the proxy opens the context and the span
 //!
 //! ```
 //! use levee_http::TraceContext;
+//! use levee_telemetry::RequestContext;
 //! use tracing::Instrument;
 //! # async fn handle() {}
 //! # async fn example(headers: http::HeaderMap) {
 //! let trace = TraceContext::from_headers(&headers);
-//! let span = levee_telemetry::request_span(&trace, "req-1", "GET", "/inventory/42");
-//! span.record("route", "inventory"); // once routed; also upstream
-//! handle().instrument(span).await;
+//! let context = RequestContext::new(&trace, "req-1", "GET", "/inventory/42");
+//! let span = if levee_telemetry::request_spans_wanted() {
+//!     levee_telemetry::request_span(&trace, "req-1", "GET", "/inventory/42")
+//! } else {
+//!     tracing::Span::none() // JSON logs: the context is enough
+//! };
+//! context.record("route", "inventory"); // once routed; also upstream
+//! span.record("route", "inventory");
+//! context.scope(handle().instrument(span)).await;
 //! # }
 //! ```
 //!
-//! Instrument the whole request future (not just the upstream call) so rejections, fallbacks
-//! and the access log all carry the ids. Spawned tasks must be instrumented with
-//! `Span::current()` explicitly: a span does not follow `tokio::spawn` by itself.
+//! Scope the whole request future (not just the upstream call) so rejections, fallbacks and
+//! the access log all carry the ids. Neither a context nor a span follows `tokio::spawn` by
+//! itself.
 //!
 //! # Decisions
 //!
@@ -42,8 +50,12 @@
 //!   that need it. A span prints nothing by itself.
 //! - Fields named `timestamp`, `level` or `target` in spans or events are written as
 //!   `field.timestamp` etc., so the three fixed keys always mean what they say.
+//! - With JSON logs (`levee run`) a request has no `tracing` span, only its context: the lines
+//!   are the same, but `EnvFilter` directives on span fields (`[request{route=x}]=debug`)
+//!   select nothing. Directives on targets and levels work as before.
 
 use crate::line_buffer::LineBuffer;
+use crate::request_context::{with_current, RequestContext, REQUEST_SPAN_NAME};
 use levee_http::TraceContext;
 use std::cell::RefCell;
 use std::fmt;
@@ -125,7 +137,7 @@ pub fn flush_logs() {
 }
 
 /// The JSON log output [`init_logging`] installed: the buffer [`JsonLayer`] writes to, which
-/// [`write_span_line`] writes to directly.
+/// [`write_request_line`] writes to directly.
 static DIRECT: OnceLock<LineBuffer> = OnceLock::new();
 
 /// Buffered lines first, then the panic message, so the lines that led to a panic are not lost
@@ -138,7 +150,7 @@ fn flush_before_panic_messages() {
     }));
 }
 
-/// A field value of a line written by [`write_span_line`].
+/// A field value of a line written by [`write_request_line`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FieldValue<'a> {
     Str(&'a str),
@@ -146,76 +158,90 @@ pub(crate) enum FieldValue<'a> {
     F64(f64),
 }
 
-/// Writes one line in `span` straight to the JSON output, exactly as [`JsonLayer`] would write
-/// `tracing::event!(target: target, level, field = value, ..., message)` logged inside it, but
-/// without an event: no dispatch, no per-field visitor, no span entered. The hot path of the
-/// access log (one line per request) — false when it cannot (no JSON logging installed by
-/// [`init_logging`], or `span` is disabled), and the caller logs an event instead.
+/// True when [`init_logging`] installed JSON logs: then [`JsonLayer`] takes a request's fields
+/// from its [`RequestContext`] and the proxy needs no `tracing` span per request (a span is
+/// still wanted for text logs, and under any other subscriber, such as a test's).
+pub fn request_spans_wanted() -> bool {
+    DIRECT.get().is_none()
+}
+
+/// Writes one line of a request straight to the JSON output, exactly as [`JsonLayer`] would
+/// write `tracing::event!(target: target, level, field = value, ..., message)` logged with
+/// `context` current, but without an event: no dispatch, no per-field visitor. The hot path of
+/// the access log (one line per request) — false when it cannot (no JSON logging installed by
+/// [`init_logging`]), and the caller logs an event instead.
 ///
 /// The caller checks the filter (`tracing::enabled!`) first.
-pub(crate) fn write_span_line(
-    span: &tracing::Span,
+pub(crate) fn write_request_line(
+    context: &RequestContext,
     level: &Level,
     target: &'static str,
     message: &str,
     fields: &[(&'static str, FieldValue<'_>)],
 ) -> bool {
     match DIRECT.get() {
-        Some(out) => write_span_line_to(out, span, level, target, message, fields),
+        Some(sink) => write_request_line_to(sink, context, level, target, message, fields),
         None => false,
     }
 }
 
-/// [`write_span_line`] to a given output (tests compare it with [`JsonLayer`]'s line).
-pub(crate) fn write_span_line_to(
-    out: &LineBuffer,
-    span: &tracing::Span,
+/// [`write_request_line`] to a given output (tests compare it with [`JsonLayer`]'s line).
+pub(crate) fn write_request_line_to(
+    sink: &LineBuffer,
+    context: &RequestContext,
     level: &Level,
     target: &'static str,
     message: &str,
     fields: &[(&'static str, FieldValue<'_>)],
 ) -> bool {
-    span.with_subscriber(|(id, dispatch)| {
-        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+    SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
             return false;
         };
-        let Some(data) = registry.span(id) else {
-            return false;
-        };
-        SCRATCH.with(|scratch| {
-            let Ok(mut scratch) = scratch.try_borrow_mut() else {
+        let Scratch { line, timestamp } = &mut *scratch;
+        let (out, plain_keys) = (&mut line.out, &mut line.plain_keys);
+        out.clear();
+        out.extend_from_slice(b"{\"timestamp\":");
+        write_timestamp(out, timestamp);
+        out.extend_from_slice(b",\"level\":");
+        write_json_str(out, level.as_str());
+        out.extend_from_slice(b",\"target\":");
+        write_json_str(out, target);
+        // A context field the event also has would be replaced in place by JsonLayer; rather
+        // than reproduce that, such a line goes the event's way (a Bloom filter of the event's
+        // names keeps the check to a bit test per field).
+        let event_names = fields.iter().fold(
+            Key::new("message").bloom_bit() | Key::new("span").bloom_bit(),
+            |bits, (name, _)| bits | Key::new(name).bloom_bit(),
+        );
+        for (name, value) in context.lock().iter() {
+            let key = Key::new(name);
+            if event_names & key.bloom_bit() != 0
+                && (name == "message" || name == "span" || fields.iter().any(|(n, _)| *n == name))
+            {
                 return false;
-            };
-            let Scratch { line, timestamp } = &mut *scratch;
-            line.begin(timestamp, level, target);
-            for span in data.scope().from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    for &(name, start, end) in &fields.fields {
-                        line.push_raw(name, fields.value(start, end));
-                    }
-                }
             }
-            let start = line.values.len();
-            write_json_str(&mut line.values, message);
-            line.finish("message", start);
-            for &(name, value) in fields {
-                let start = line.values.len();
-                match value {
-                    FieldValue::Str(text) => write_json_str(&mut line.values, text),
-                    FieldValue::U64(n) => write_u64(&mut line.values, n),
-                    FieldValue::F64(x) => write_f64(&mut line.values, x),
-                }
-                line.finish(name, start);
+            out.push(b',');
+            write_key(out, plain_keys, key);
+            out.extend_from_slice(value);
+        }
+        out.extend_from_slice(b",\"message\":");
+        write_json_str(out, message);
+        for &(name, value) in fields {
+            out.push(b',');
+            write_key(out, plain_keys, Key::new(name));
+            match value {
+                FieldValue::Str(text) => write_json_str(out, text),
+                FieldValue::U64(n) => write_u64(out, n),
+                FieldValue::F64(x) => write_f64(out, x),
             }
-            let start = line.values.len();
-            write_json_str(&mut line.values, data.name());
-            line.set(Key::new("span"), start, line.values.len());
-            line.assemble();
-            out.push(&line.out, *level <= Level::WARN);
-            true
-        })
+        }
+        out.extend_from_slice(b",\"span\":");
+        write_json_str(out, REQUEST_SPAN_NAME);
+        out.extend_from_slice(b"}\n");
+        sink.push(out, *level <= Level::WARN);
+        true
     })
-    .unwrap_or(false)
 }
 
 fn env_filter() -> Result<EnvFilter, LoggingError> {
@@ -265,13 +291,13 @@ pub fn request_span(
 /// (`span.record`) appends its new text and moves the range; the old bytes stay unused until
 /// the span closes (a span records a handful of fields, so this stays small).
 #[derive(Debug, Default)]
-struct SpanFields {
+pub(crate) struct SpanFields {
     fields: Vec<(&'static str, u32, u32)>,
     bytes: Vec<u8>,
 }
 
 impl SpanFields {
-    fn with_capacity(fields: usize) -> Self {
+    pub(crate) fn with_capacity(fields: usize) -> Self {
         SpanFields {
             fields: Vec::with_capacity(fields),
             bytes: Vec::with_capacity(fields * 24),
@@ -280,6 +306,27 @@ impl SpanFields {
 
     fn value(&self, start: u32, end: u32) -> &[u8] {
         &self.bytes[start as usize..end as usize]
+    }
+
+    /// Records a text field (a [`RequestContext`](crate::RequestContext)'s).
+    pub(crate) fn record_str(&mut self, name: &'static str, value: &str) {
+        let start = self.bytes.len();
+        write_json_str(&mut self.bytes, value);
+        self.finish(name, start);
+    }
+
+    /// A field's JSON text.
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {
+        let &(_, start, end) = self.fields.iter().find(|(k, _, _)| *k == name)?;
+        Some(self.value(start, end))
+    }
+
+    /// The fields as `(name, JSON text)`, in the order first recorded.
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|&(name, start, end)| (name, self.value(start, end)))
     }
 }
 
@@ -371,6 +418,16 @@ impl PlainKeys {
     }
 }
 
+/// `"key":` (`"field.key":` for a reserved name), the name escaped if it must be.
+fn write_key(out: &mut Vec<u8>, plain_keys: &mut PlainKeys, key: Key) {
+    out.push(b'"');
+    if key.prefixed {
+        out.extend_from_slice(b"field.");
+    }
+    plain_keys.write(out, key.name);
+    out.extend_from_slice(b"\":");
+}
+
 impl Line {
     fn clear(&mut self) {
         self.keys.clear();
@@ -424,12 +481,7 @@ impl Line {
             if i > 0 {
                 out.push(b',');
             }
-            out.push(b'"');
-            if key.prefixed {
-                out.extend_from_slice(b"field.");
-            }
-            plain_keys.write(out, key.name);
-            out.extend_from_slice(b"\":");
+            write_key(out, plain_keys, *key);
             out.extend_from_slice(&values[*start..*end]);
         }
         out.extend_from_slice(b"}\n");
@@ -716,7 +768,15 @@ where
     {
         let meta = event.metadata();
         line.begin(ts, meta.level(), meta.target());
-        let mut leaf = None;
+        // The request's context (if this thread is polling a request) is the root of the
+        // line's fields, as the request span was.
+        let mut leaf = with_current(|context| {
+            let context = context?;
+            for (name, value) in context.lock().iter() {
+                line.push_raw(name, value);
+            }
+            Some(REQUEST_SPAN_NAME)
+        });
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<SpanFields>() {
@@ -862,6 +922,38 @@ mod tests {
             "empty fields are not written"
         );
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn lines_in_a_request_context_carry_its_fields_without_a_span() {
+        let trace = TraceContext::new_root();
+        let context = RequestContext::new(&trace, "req-2", "POST", "/orders");
+        context.record("route", "orders");
+        let lines = capture(|| {
+            {
+                let _in = context.enter();
+                tracing::warn!(kind = "stale", "served fallback");
+                let inner = tracing::info_span!("attempt", n = 2u64);
+                let _a = inner.enter();
+                tracing::info!("inside a span too");
+            }
+            tracing::info!("after the request");
+        });
+        assert_eq!(lines.len(), 3);
+        let line = &lines[0];
+        assert_eq!(line["trace_id"], trace.trace_id.to_hex());
+        assert_eq!(line["span_id"], trace.span_id.to_hex());
+        assert_eq!(line["request_id"], "req-2");
+        assert_eq!(line["method"], "POST");
+        assert_eq!(line["path"], "/orders");
+        assert_eq!(line["route"], "orders");
+        assert_eq!(line["kind"], "stale");
+        assert_eq!(line["span"], "request");
+        // A span inside the request: its fields after the context's, its name the leaf.
+        assert_eq!(lines[1]["request_id"], "req-2");
+        assert_eq!(lines[1]["n"], 2);
+        assert_eq!(lines[1]["span"], "attempt");
+        assert!(lines[2].get("trace_id").is_none());
     }
 
     #[test]

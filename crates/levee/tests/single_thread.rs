@@ -68,14 +68,33 @@ async fn one_thread_serves_concurrent_clients_and_logs_every_request_before_exit
         (CLIENTS * REQUESTS_PER_CLIENT) as u64
     );
 
+    // A line logged inside a request (not the access line) carries the request's fields too:
+    // with JSON logs there is no tracing span, only the request's context.
+    let mut bad = get(&proxy.url("/items/8"));
+    let bad_trace = "0000000000000000000000000000beef";
+    bad.headers_mut().insert(
+        "traceparent",
+        format!("00-{bad_trace}-00f067aa0ba902b7-01")
+            .parse()
+            .expect("header"),
+    );
+    bad.headers_mut()
+        .insert("levee-criticality", "bogus".parse().expect("header"));
+    let r = send(bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+
     let status = proxy.terminate();
     assert!(status.success(), "levee exited with {status}");
 
     let mut access: HashMap<String, serde_json::Value> = HashMap::new();
+    let mut malformed = None;
     for line in proxy.log_text().lines() {
         let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        if json["message"] == "malformed Levee header" {
+            malformed = Some(json.clone());
+        }
         if json["target"] == "levee::access" {
             let id = json["trace_id"].as_str().expect("trace_id").to_string();
             assert!(
@@ -84,6 +103,13 @@ async fn one_thread_serves_concurrent_clients_and_logs_every_request_before_exit
             );
         }
     }
+    let malformed = malformed.expect("the malformed header was logged");
+    assert_eq!(malformed["trace_id"], bad_trace, "{malformed}");
+    assert_eq!(malformed["route"], "items", "{malformed}");
+    assert_eq!(malformed["path"], "/items/8", "{malformed}");
+    assert_eq!(malformed["span"], "request", "{malformed}");
+    let bad_line = access.remove(bad_trace).expect("the 400's access line");
+    assert_eq!(bad_line["status"], 400, "{bad_line}");
     assert_eq!(
         access.len(),
         CLIENTS * REQUESTS_PER_CLIENT,
