@@ -176,7 +176,7 @@ pub(crate) fn write_request_line(
     context: &RequestContext,
     level: &Level,
     target: &'static str,
-    message: &str,
+    message: &'static str,
     fields: &[(&'static str, FieldValue<'_>)],
 ) -> bool {
     match DIRECT.get() {
@@ -191,7 +191,7 @@ pub(crate) fn write_request_line_to(
     context: &RequestContext,
     level: &Level,
     target: &'static str,
-    message: &str,
+    message: &'static str,
     fields: &[(&'static str, FieldValue<'_>)],
 ) -> bool {
     SCRATCH.with(|scratch| {
@@ -199,14 +199,16 @@ pub(crate) fn write_request_line_to(
             return false;
         };
         let Scratch { line, timestamp } = &mut *scratch;
-        let (out, plain_keys) = (&mut line.out, &mut line.plain_keys);
+        let out = &mut line.out;
+        // Level, target, message and every name here come from code and need no escaping
+        // (checked in debug builds), so they are copied as they are.
         out.clear();
         out.extend_from_slice(b"{\"timestamp\":");
         write_timestamp(out, timestamp);
         out.extend_from_slice(b",\"level\":");
-        write_json_str(out, level.as_str());
+        write_code_str(out, level.as_str());
         out.extend_from_slice(b",\"target\":");
-        write_json_str(out, target);
+        write_code_str(out, target);
         // A context field the event also has would be replaced in place by JsonLayer; rather
         // than reproduce that, such a line goes the event's way (a Bloom filter of the event's
         // names keeps the check to a bit test per field).
@@ -221,27 +223,41 @@ pub(crate) fn write_request_line_to(
             {
                 return false;
             }
-            out.push(b',');
-            write_key(out, plain_keys, key);
+            write_code_key(out, key);
             out.extend_from_slice(value);
         }
         out.extend_from_slice(b",\"message\":");
-        write_json_str(out, message);
+        write_code_str(out, message);
         for &(name, value) in fields {
-            out.push(b',');
-            write_key(out, plain_keys, Key::new(name));
+            write_code_key(out, Key::new(name));
             match value {
                 FieldValue::Str(text) => write_json_str(out, text),
                 FieldValue::U64(n) => write_u64(out, n),
                 FieldValue::F64(x) => write_f64(out, x),
             }
         }
-        out.extend_from_slice(b",\"span\":");
-        write_json_str(out, REQUEST_SPAN_NAME);
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(b",\"span\":\"");
+        out.extend_from_slice(REQUEST_SPAN_NAME.as_bytes());
+        out.extend_from_slice(b"\"}\n");
         sink.push(out, *level <= Level::WARN);
         true
     })
+}
+
+/// `,"name":` (`,"field.name":` for a reserved name) for a name from code.
+fn write_code_key(out: &mut Vec<u8>, key: Key) {
+    debug_assert!(!key.name.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]));
+    out.extend_from_slice(if key.prefixed { b",\"field." } else { b",\"" });
+    out.extend_from_slice(key.name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// A string from code as JSON: quoted, not escaped (it needs none).
+fn write_code_str(out: &mut Vec<u8>, value: &str) {
+    debug_assert!(!value.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]));
+    out.push(b'"');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
 }
 
 fn env_filter() -> Result<EnvFilter, LoggingError> {
@@ -312,6 +328,17 @@ impl SpanFields {
     pub(crate) fn record_str(&mut self, name: &'static str, value: &str) {
         let start = self.bytes.len();
         write_json_str(&mut self.bytes, value);
+        self.finish(name, start);
+    }
+
+    /// Records a text field known to need no JSON escaping (hex ids, an HTTP method token),
+    /// checked in debug builds.
+    pub(crate) fn record_plain(&mut self, name: &'static str, value: &str) {
+        debug_assert!(!value.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]));
+        let start = self.bytes.len();
+        self.bytes.push(b'"');
+        self.bytes.extend_from_slice(value.as_bytes());
+        self.bytes.push(b'"');
         self.finish(name, start);
     }
 

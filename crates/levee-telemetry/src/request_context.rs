@@ -55,10 +55,12 @@ impl RequestContext {
         let trace_id = trace.trace_id.hex_bytes();
         let span_id = trace.span_id.hex_bytes();
         let mut fields = SpanFields::with_capacity(7);
-        fields.record_str("trace_id", std::str::from_utf8(&trace_id).unwrap_or(""));
-        fields.record_str("span_id", std::str::from_utf8(&span_id).unwrap_or(""));
+        // Hex digits and an HTTP method token (RFC 9110 `token`: no quote, backslash or
+        // control character) need no escaping; the id and path come from the client.
+        fields.record_plain("trace_id", std::str::from_utf8(&trace_id).unwrap_or(""));
+        fields.record_plain("span_id", std::str::from_utf8(&span_id).unwrap_or(""));
         fields.record_str("request_id", request_id);
-        fields.record_str("method", method);
+        fields.record_plain("method", method);
         fields.record_str("path", path);
         Arc::new(RequestContext {
             fields: Mutex::new(fields),
