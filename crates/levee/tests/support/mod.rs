@@ -239,25 +239,20 @@ impl LeveeProcess {
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
+        // Standard error ends when the process does: wait for that (with a deadline), then
+        // reap the exit status, which is there by then.
         let deadline = std::time::Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.child.try_wait().expect("wait for levee") {
-                break status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "levee did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return status,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("levee's stderr did not end"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("levee did not exit within {PATIENCE:?} of SIGTERM")
+                }
             }
         }
+        self.child.child.wait().expect("wait for levee")
     }
 
     /// `http://<listener><path>`.
