@@ -254,8 +254,10 @@ mod tests {
             let _ = tx.lock().unwrap().send(b.to_vec());
         });
         buffer.push(b"lonely\n", false);
-        // No flush, no warning, far below FLUSH_BYTES: only the flusher thread can write it.
-        let written = rx.recv().unwrap();
+        // No flush, no warning, far below FLUSH_BYTES: only the flusher thread can write it
+        // (FLUSH_INTERVAL after the line; the generous deadline only turns a hang into a
+        // failure).
+        let written = rx.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(written, b"lonely\n");
     }
 
