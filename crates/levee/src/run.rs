@@ -17,7 +17,8 @@ pub struct Args {
     /// Human-readable logs instead of JSON lines (for a terminal).
     #[arg(long)]
     pub log_text: bool,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core). 1 runs tokio's single-threaded scheduler, the
+    /// cheapest way to run a one-core sidecar.
     #[arg(long)]
     pub threads: Option<usize>,
 }
