@@ -181,11 +181,7 @@ pub(crate) fn take_headers(headers: &mut HeaderMap) -> CallFault {
     if !asked.is_empty() {
         call.asked = Some(asked.join(","));
     }
-    let tokens: Vec<HeaderValue> = headers
-        .get_all(FAULT_TOKEN_NAME)
-        .iter()
-        .cloned()
-        .collect();
+    let tokens: Vec<HeaderValue> = headers.get_all(FAULT_TOKEN_NAME).iter().cloned().collect();
     if !tokens.is_empty() {
         call.token = Some(tokens);
     }
