@@ -1,5 +1,6 @@
 //! `levee`: the command line. Wiring only — every policy decision lives in `levee-core`.
 
+mod allocator;
 mod check;
 mod demo;
 mod drill;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 /// per request (hyper, http, tokio), and mimalloc's thread-local free lists make each of them
 /// several times cheaper (docs/benchmarks.md, the proxy's profile).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::Mimalloc = allocator::Mimalloc;
 
 /// Levee keeps mixed Go and Rust services usable when their dependencies fail.
 #[derive(Parser)]
