@@ -32,7 +32,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use levee_core::breaker::{Permit, Transition};
 use levee_core::outcome::{classify, classify_grpc, AttemptResult};
-use levee_core::time::SystemClock;
+use levee_core::time::{SystemClock, Timestamp};
 use levee_core::{Clock, Outcome};
 use levee_http::TraceContext;
 use levee_registry_client::ProbeLease;
@@ -297,9 +297,12 @@ impl AttemptRecord {
         }
     }
 
-    /// Notes that the response head arrived now: the duration later recorded is this one.
-    pub fn mark_answered(&mut self) {
-        self.answered = Some(self.started.elapsed());
+    /// Notes that the attempt was answered now (response head or failure): the duration later
+    /// recorded is this one, which is returned.
+    pub fn mark_answered(&mut self) -> Duration {
+        let took = self.started.elapsed();
+        self.answered = Some(took);
+        took
     }
 
     /// Makes the attempt a fleet probe: `lease` is completed with its outcome. The attempt's
@@ -309,21 +312,23 @@ impl AttemptRecord {
         self.started = Instant::now();
     }
 
-    /// Time since the attempt started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
     /// Records `outcome`; returns the breaker transition it caused.
-    pub fn finish(mut self, outcome: Outcome) -> Option<Transition> {
-        self.report(outcome)
+    pub fn finish(self, outcome: Outcome) -> Option<Transition> {
+        self.finish_at(outcome, SystemClock.now())
     }
 
-    fn report(&mut self, outcome: Outcome) -> Option<Transition> {
+    /// [`finish`](Self::finish) with the caller's reading of the clock.
+    pub fn finish_at(mut self, outcome: Outcome, now: Timestamp) -> Option<Transition> {
+        self.report(outcome, now)
+    }
+
+    fn report(&mut self, outcome: Outcome, now: Timestamp) -> Option<Transition> {
         let permit = self.permit.take()?;
         let duration = self.answered.unwrap_or_else(|| self.started.elapsed());
         let route = &self.route;
-        self.metrics.call(&route.endpoint_key, outcome, duration);
+        route
+            .endpoint_metrics(&self.metrics)
+            .call(outcome, duration);
         if let Some(fleet) = &self.fleet {
             let slow = duration >= route.breaker.config().slow_call_duration;
             fleet.record(&route.endpoint_key, outcome, duration, slow);
@@ -331,9 +336,7 @@ impl AttemptRecord {
         if let Some(lease) = self.lease.take() {
             lease.complete(outcome, duration);
         }
-        let transition = route
-            .breaker
-            .record(permit, outcome, duration, SystemClock.now());
+        let transition = route.breaker.record(permit, outcome, duration, now);
         if let Some(t) = &transition {
             crate::observe::transition(&self.metrics, t, Some(&route.gate));
         }
@@ -344,7 +347,7 @@ impl AttemptRecord {
 impl Drop for AttemptRecord {
     fn drop(&mut self) {
         if self.permit.is_some() {
-            self.report(Outcome::Cancelled);
+            self.report(Outcome::Cancelled, SystemClock.now());
         }
     }
 }

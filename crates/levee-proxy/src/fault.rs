@@ -40,6 +40,7 @@ use crate::body::{self, ProxyBody};
 use crate::proxy::Shared;
 use crate::runtime::{Route, Runtime};
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
@@ -53,6 +54,8 @@ use levee_core::{Outcome, RandomSource};
 use levee_http::TraceContext;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -280,17 +283,33 @@ fn refusal(
 
 /// One attempt with its fault, if any: the hook that replaces `attempt::send` in the attempt
 /// loop. `timeout` is the attempt's time (per-try timeout and deadline).
-pub(crate) async fn send(
+pub(crate) fn send<'a>(
     call: &CallFault,
+    route: &'a Route,
+    shared: &'a Shared,
+    request: Request<ProxyBody>,
+    timeout: Option<Duration>,
+) -> Either<impl Future<Output = AttemptEnd> + Send + 'a, InjectedAttempt<'a>> {
+    // Not one `async fn`: the common path would nest the upstream call's future in one more
+    // state machine, which every move of the request's future copies (docs/benchmarks.md);
+    // the injected path is boxed instead, as drills are rare.
+    let decision = route.faults.decide(call, route, shared.random.as_ref());
+    if decision.is_none() {
+        return Either::Left(attempt::send(&route.upstream, request, timeout));
+    }
+    Either::Right(Box::pin(inject(decision, route, shared, request, timeout)))
+}
+
+/// An attempt with a fault in place of (or before) the upstream call.
+pub(crate) type InjectedAttempt<'a> = Pin<Box<dyn Future<Output = AttemptEnd> + Send + 'a>>;
+
+async fn inject(
+    decision: FaultDecision,
     route: &Route,
     shared: &Shared,
     request: Request<ProxyBody>,
     timeout: Option<Duration>,
 ) -> AttemptEnd {
-    let decision = route.faults.decide(call, route, shared.random.as_ref());
-    if decision.is_none() {
-        return attempt::send(&route.upstream, request, timeout).await;
-    }
     let mut left = timeout;
     if let Some(delay) = decision.delay {
         injected(shared, route, FaultKind::Delay);

@@ -4,7 +4,7 @@
 use crate::fleet::FleetGate;
 use levee_core::breaker::Transition;
 use levee_core::bulkhead::Bulkhead;
-use levee_telemetry::Metrics;
+use levee_telemetry::{Metrics, PartitionMetrics};
 
 /// A breaker changed state: counted, the state gauge moved, and logged (warn when it opens,
 /// so an outage is loud; info otherwise).
@@ -41,4 +41,9 @@ pub fn transition(metrics: &Metrics, t: &Transition, gate: Option<&FleetGate>) {
 /// Refreshes a bulkhead partition's gauges after an admission or a release.
 pub fn bulkhead_gauges(metrics: &Metrics, partition: &str, bulkhead: &Bulkhead) {
     metrics.bulkhead_gauges(partition, bulkhead.in_flight(), bulkhead.queue_depth());
+}
+
+/// [`bulkhead_gauges`] through the partition's handle (the request path has it).
+pub fn partition_gauges(partition: &PartitionMetrics, bulkhead: &Bulkhead) {
+    partition.gauges(bulkhead.in_flight(), bulkhead.queue_depth());
 }

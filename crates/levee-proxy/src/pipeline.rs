@@ -74,6 +74,7 @@ use levee_core::{Clock, Criticality, ErrorCode, Outcome};
 use levee_http::{DegradedKind, TraceContext};
 use levee_telemetry::RequestContext;
 use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -94,13 +95,19 @@ pub struct ConnInfo {
 /// endpoint's in-flight count, the drain count and the access log line.
 type Guards = Vec<Box<dyn Any + Send + Sync>>;
 
-/// Handles one request from a listener.
-pub(crate) async fn handle(
+/// Handles one request from a listener: the work up to the first await is done here, at once;
+/// the returned future does the rest.
+///
+/// Why a plain `fn` returning a hand-written future and not an `async fn`: the request's future
+/// is moved a few times on its way into hyper's connection, and each move copies all of it; an
+/// `async fn` would hold the request, its parts and the call twice over (once as arguments,
+/// once as locals). Built here and moved once into [`Handling`], each is held once.
+pub(crate) fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
     request: http::Request<Incoming>,
     extra: Guards,
-) -> Response<ProxyBody> {
+) -> Handling<impl Future<Output = (Response<ProxyBody>, Guards)> + Send> {
     let trace = TraceContext::from_headers(request.headers());
     let (mut parts, body) = request.into_parts();
     let fault = crate::fault::take_headers(&mut parts.headers);
@@ -119,8 +126,8 @@ pub(crate) async fn handle(
     let mut guards: Guards = extra;
     guards.push(Box::new(shared.drain.begin()));
     guards.push(Box::new(log.clone()));
-    let version = parts.version;
-    let draining = shared.drain.is_draining();
+    // Moves keep-alive clients to a fresh connection, which the next instance will take.
+    let close = shared.drain.is_draining() && parts.version < Version::HTTP_2;
     let call = Call {
         shared,
         conn,
@@ -130,19 +137,47 @@ pub(crate) async fn handle(
         trailer_record: None,
         fault,
     };
-    let (mut response, guards) = context.scope(call.run(parts, body).instrument(span)).await;
-    let headers = response.headers_mut();
-    headers.insert(levee_http::headers::name::REQUEST_ID, request_id);
-    if draining && version < Version::HTTP_2 {
-        // Moves keep-alive clients to a fresh connection, which the next instance will take.
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    Handling {
+        running: context.scope(call.run(parts, body).instrument(span)),
+        request_id: Some(request_id),
+        close,
     }
-    response.map(|inner| {
-        body::boxed(Attached {
-            inner,
-            _guards: guards,
-        })
-    })
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`handle`] returns: the call, then the headers every answer gets and the
+    /// guards attached to the response body.
+    pub(crate) struct Handling<F> {
+        #[pin]
+        running: F,
+        request_id: Option<HeaderValue>,
+        close: bool,
+    }
+}
+
+impl<F> Future for Handling<F>
+where
+    F: Future<Output = (Response<ProxyBody>, Guards)>,
+{
+    type Output = Response<ProxyBody>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<ProxyBody>> {
+        let this = self.project();
+        let (mut response, guards) = std::task::ready!(this.running.poll(cx));
+        let headers = response.headers_mut();
+        if let Some(request_id) = this.request_id.take() {
+            headers.insert(levee_http::headers::name::REQUEST_ID, request_id);
+        }
+        if *this.close {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(response.map(|inner| {
+            body::boxed(Attached {
+                inner,
+                _guards: guards,
+            })
+        }))
+    }
 }
 
 /// One request in progress.
@@ -192,9 +227,9 @@ impl Call {
     /// Refusals after an attempt was recorded are not counted again: the call's outcome is
     /// its attempts'. Malformed requests and fault-header refusals are not calls.
     fn count_rejected(&self, route: &Route) {
-        self.shared
-            .metrics
-            .call(&route.endpoint_key, Outcome::Rejected, Duration::ZERO);
+        route
+            .endpoint_metrics(&self.shared.metrics)
+            .call(Outcome::Rejected, Duration::ZERO);
     }
 
     fn plain(&self, status: StatusCode, detail: &str) -> Response<ProxyBody> {
@@ -245,10 +280,14 @@ impl Call {
                 return self.refuse(ErrorCode::BadRequest, upstream, None);
             }
         };
+        // One reading of the clock for the decisions taken before the call (deadline, rate
+        // limit, budget, bulkhead): they happen within microseconds of each other, and each
+        // reading costs about as much as one of them.
         let clock = SystemClock;
-        let deadline = effective_deadline(route.config.timeout, inbound)
-            .map(|d| Deadline::after(clock.now(), d));
-        if deadline.is_some_and(|d| d.is_spent(clock.now())) {
+        let now = clock.now();
+        let deadline =
+            effective_deadline(route.config.timeout, inbound).map(|d| Deadline::after(now, d));
+        if deadline.is_some_and(|d| d.is_spent(now)) {
             self.count_rejected(&route);
             return self.degrade(&route, &parts, ErrorCode::DeadlineExceeded, None, None);
         }
@@ -261,7 +300,7 @@ impl Call {
                 .and_then(|k| k.header())
                 .and_then(|name| parts.headers.get(name))
                 .map(HeaderValue::as_bytes);
-            if let RateDecision::Limited { retry_after } = limiter.acquire(key, clock.now()) {
+            if let RateDecision::Limited { retry_after } = limiter.acquire(key, now) {
                 self.shared.metrics.rate_limited(&route.name);
                 self.count_rejected(&route);
                 return self.refuse(ErrorCode::RateLimited, upstream, Some(retry_after));
@@ -274,23 +313,25 @@ impl Call {
             Err(response) => return response,
         };
 
-        let permit = match self.admit(&route, class, deadline).await {
+        // Read again: a body may have taken a while.
+        let now = clock.now();
+        let permit = match self.admit(&route, class, deadline, now).await {
             Ok(permit) => permit,
             Err(code) => {
                 self.count_rejected(&route);
                 return self.degrade(&route, &parts, code, None, None);
             }
         };
-        observe::bulkhead_gauges(&self.shared.metrics, &route.partition, &route.bulkhead);
+        let partition = route.partition_metrics(&self.shared.metrics);
+        observe::partition_gauges(partition, &route.bulkhead);
         let slot = SlotGuard {
             permit: Some(permit),
             outcome: Outcome::Cancelled,
-            metrics: Arc::clone(&self.shared.metrics),
-            partition: route.partition.clone(),
+            partition: Arc::clone(partition),
             bulkhead: route.bulkhead.clone(),
         };
 
-        route.budget.deposit(clock.now());
+        route.budget.deposit(now);
         let ended = match self
             .attempts(&route, &parts, &mut request_body, deadline)
             .await
@@ -366,20 +407,23 @@ impl Call {
         route: &Route,
         class: Criticality,
         deadline: Option<Deadline>,
+        now: levee_core::Timestamp,
     ) -> Result<BulkheadPermit, ErrorCode> {
         let clock = SystemClock;
         let metrics = &self.shared.metrics;
         let rejected = |r: levee_core::bulkhead::Rejection| {
-            metrics.bulkhead_rejection(&route.partition, r.class, r.reason);
+            route
+                .partition_metrics(metrics)
+                .rejection(r.class, r.reason);
             tracing::info!(partition = %route.partition, criticality = %r.class, reason = %r.reason, "bulkhead rejected the call");
             ErrorCode::BulkheadFull
         };
-        let mut queued = match route.bulkhead.try_acquire(class, clock.now()) {
+        let mut queued = match route.bulkhead.try_acquire(class, now) {
             Acquire::Permitted(permit) => return Ok(permit),
             Acquire::Rejected(r) => return Err(rejected(r)),
             Acquire::Queued(q) => q,
         };
-        observe::bulkhead_gauges(metrics, &route.partition, &route.bulkhead);
+        observe::partition_gauges(route.partition_metrics(metrics), &route.bulkhead);
         loop {
             let now = clock.now();
             let queue_left = queued.deadline().saturating_since(now);
@@ -423,13 +467,15 @@ impl Call {
         let mut previous_backoff = None;
         let mut last: Option<AttemptEnd> = None;
         loop {
-            let fleet_says = route
-                .gate
-                .admission(|| route.breaker.snapshot(clock.now()).observe);
+            // The clock is read once before the attempt (admission, breaker, deadline,
+            // balancer) and once after it (endpoint statistics, retry decision), and again only
+            // after a wait.
+            let mut now = clock.now();
+            let fleet_says = route.gate.admission(|| route.breaker.snapshot(now).observe);
             if let Admission::Reject { retry_after } = fleet_says {
                 return self.circuit_open(route, parts, retry_after, last);
             }
-            let acquired = route.breaker.acquire(clock.now());
+            let acquired = route.breaker.acquire(now);
             if let Some(t) = &acquired.transition {
                 observe::transition(&metrics, t, Some(&route.gate));
             }
@@ -460,8 +506,9 @@ impl Call {
                         return self.circuit_open(route, parts, retry_after, last);
                     }
                 }
+                now = clock.now();
             }
-            let remaining = deadline.map(|d| d.remaining(clock.now()));
+            let remaining = deadline.map(|d| d.remaining(now));
             if remaining == Some(Duration::ZERO) {
                 record.finish(Outcome::Rejected);
                 return match last {
@@ -479,7 +526,7 @@ impl Call {
                 break;
             };
             attempts += 1;
-            let end = match upstream.pick(clock.now()) {
+            let end = match upstream.pick(now) {
                 None => {
                     self.log.attempt(None);
                     drop(body);
@@ -520,7 +567,8 @@ impl Call {
                     let end =
                         crate::fault::send(&self.fault, route, &self.shared, request, timeout)
                             .await;
-                    let elapsed = record.elapsed();
+                    now = clock.now();
+                    let elapsed = record.mark_answered();
                     if let (AttemptEnd::Failed { .. }, Some(kind)) = (&end, request_body.fault()) {
                         // The client broke a body limit: not the upstream's failure.
                         record.finish(Outcome::Ignored);
@@ -529,17 +577,11 @@ impl Call {
                     if attempt::awaits_grpc_trailers(&end) {
                         // The gRPC status comes after the body: the response body records
                         // the attempt when its trailers arrive (see `relay`).
-                        record.mark_answered();
                         self.trailer_record = Some(record);
                     } else {
-                        record.finish(end.outcome());
+                        record.finish_at(end.outcome(), now);
                     }
-                    upstream.record(
-                        &chosen.endpoint,
-                        end.outcome().is_failure(),
-                        elapsed,
-                        clock.now(),
-                    );
+                    upstream.record(&chosen.endpoint, end.outcome().is_failure(), elapsed, now);
                     if let AttemptEnd::Failed { detail, result, .. } = &end {
                         tracing::info!(endpoint = %chosen.endpoint.address(), result = %result.label(), error = %detail, "attempt failed");
                     }
@@ -564,7 +606,6 @@ impl Call {
                     .and_then(|v| parse_retry_after(v, unix_now())),
                 AttemptEnd::Failed { .. } => None,
             };
-            let now = clock.now();
             let input = RetryInput {
                 attempts_made: attempts,
                 result: end.result(),
@@ -805,8 +846,7 @@ fn unix_now() -> u64 {
 struct SlotGuard {
     permit: Option<BulkheadPermit>,
     outcome: Outcome,
-    metrics: Arc<levee_telemetry::Metrics>,
-    partition: String,
+    partition: Arc<levee_telemetry::PartitionMetrics>,
     bulkhead: levee_core::bulkhead::Bulkhead,
 }
 
@@ -815,7 +855,7 @@ impl Drop for SlotGuard {
         if let Some(permit) = self.permit.take() {
             permit.complete(self.outcome, SystemClock.now());
         }
-        observe::bulkhead_gauges(&self.metrics, &self.partition, &self.bulkhead);
+        observe::partition_gauges(&self.partition, &self.bulkhead);
     }
 }
 

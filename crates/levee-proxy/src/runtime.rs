@@ -35,8 +35,9 @@ use levee_core::budget::RetryBudget;
 use levee_core::bulkhead::Bulkhead;
 use levee_core::rate_limit::KeyedRateLimiter;
 use levee_core::{RandomSource, Timestamp};
+use levee_telemetry::{EndpointMetrics, Metrics, PartitionMetrics};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The compiled config.
 #[derive(Debug)]
@@ -100,9 +101,36 @@ pub struct Route {
     pub stale: Option<Arc<StaleCache>>,
     /// The process's fault state (the runtime's, shared by every route).
     pub(crate) faults: Arc<crate::fault::Faults>,
+    /// The metric handles of the endpoint key and the partition, found on first use: every
+    /// call counts in both, and looking them up by name each time (a hash of the name and a
+    /// lock) cost more than the counting.
+    metrics: OnceLock<RouteMetricHandles>,
+}
+
+#[derive(Debug)]
+struct RouteMetricHandles {
+    endpoint: Arc<EndpointMetrics>,
+    partition: Arc<PartitionMetrics>,
 }
 
 impl Route {
+    fn metric_handles(&self, metrics: &Metrics) -> &RouteMetricHandles {
+        self.metrics.get_or_init(|| RouteMetricHandles {
+            endpoint: metrics.endpoint(&self.endpoint_key),
+            partition: metrics.partition(&self.partition),
+        })
+    }
+
+    /// The metrics of the route's endpoint key (`levee_calls_total`, durations, retries).
+    pub fn endpoint_metrics(&self, metrics: &Metrics) -> &Arc<EndpointMetrics> {
+        &self.metric_handles(metrics).endpoint
+    }
+
+    /// The metrics of the route's bulkhead partition (gauges, rejections).
+    pub fn partition_metrics(&self, metrics: &Metrics) -> &Arc<PartitionMetrics> {
+        &self.metric_handles(metrics).partition
+    }
+
     /// The static fallback, if any.
     pub fn static_fallback(&self) -> Option<&StaticFallbackConfig> {
         self.config.fallback.static_response.as_ref()
@@ -346,6 +374,7 @@ impl Runtime {
                 rate_limiter,
                 stale,
                 faults: Arc::clone(&faults),
+                metrics: OnceLock::new(),
             }));
         }
         faults.reconfigure(&config);

@@ -27,7 +27,6 @@ use crate::pipeline::{self, ConnInfo};
 use crate::proxy::{Proxy, Shared};
 use crate::responses;
 use crate::tls;
-use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,8 +35,10 @@ use levee_config::{Config, LimitsConfig};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -268,32 +269,25 @@ async fn drive<I>(
     let service = {
         let activity = Arc::clone(&activity);
         service_fn(move |request: http::Request<Incoming>| {
-            let shared = Arc::clone(&shared);
-            let info = info.clone();
-            let active = activity.begin();
-            async move {
-                // A clone of the header value shares its bytes: the text is only made if the
-                // handler panics.
-                let id_for_panic = request
-                    .headers()
-                    .get(levee_http::headers::name::REQUEST_ID)
-                    .cloned();
-                // Room for every guard the pipeline adds, so the list never grows.
-                let mut guards: Vec<Box<dyn std::any::Any + Send + Sync>> =
-                    Vec::with_capacity(GUARDS_PER_REQUEST);
-                guards.push(Box::new(active));
-                // Not boxed, though the layers above copy the pipeline's future (a few
-                // kilobytes) as they move it (about 800 instructions a request): a box per
-                // request in flight cost about 0.6 MiB of peak RSS at 64 connections, and the
-                // RSS budget is 20 MiB (docs/benchmarks.md).
-                let handled = AssertUnwindSafe(pipeline::handle(shared, info, request, guards))
-                    .catch_unwind()
-                    .await;
-                Ok::<_, Infallible>(handled.unwrap_or_else(|_| {
-                    let id = id_for_panic.as_ref().and_then(|v| v.to_str().ok());
-                    internal_error(id.unwrap_or(""))
-                }))
-            }
+            // A clone of the header value shares its bytes: the text is only made if the
+            // handler panics.
+            let id_for_panic = request
+                .headers()
+                .get(levee_http::headers::name::REQUEST_ID)
+                .cloned();
+            // Room for every guard the pipeline adds, so the list never grows.
+            let mut guards: Vec<Box<dyn std::any::Any + Send + Sync>> =
+                Vec::with_capacity(GUARDS_PER_REQUEST);
+            guards.push(Box::new(activity.begin()));
+            // No `async` block around the pipeline's future and not boxed: each would copy
+            // the whole future (a few kilobytes) once more per request; a box per request in
+            // flight also cost about 0.6 MiB of peak RSS at 64 connections against a 20 MiB
+            // budget (docs/benchmarks.md).
+            let (shared, info) = (Arc::clone(&shared), info.clone());
+            Answer::new(
+                move || pipeline::handle(shared, info, request, guards),
+                id_for_panic,
+            )
         })
     };
     let connection = builder.serve_connection(io, service);
@@ -302,6 +296,9 @@ async fn drive<I>(
     loop {
         let idle_check = activity.until_idle(limits.idle_timeout);
         tokio::select! {
+            // In this order, without drawing a random one each time: the connection is what
+            // wakes this task nearly every time.
+            biased;
             result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
@@ -319,6 +316,62 @@ async fn drive<I>(
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer, or `500` if handling it panicked.
+    ///
+    /// `start` (which calls `pipeline::handle`) runs at the first poll, inside the unwind
+    /// guard, and its future goes straight into its pinned place: calling it when hyper asks
+    /// for the future would need a guard of its own and move the whole future twice more.
+    struct Answer<S, F> {
+        start: Option<S>,
+        #[pin]
+        handling: Option<F>,
+        id_for_panic: Option<http::HeaderValue>,
+    }
+}
+
+impl<S, F> Answer<S, F>
+where
+    S: FnOnce() -> F,
+{
+    fn new(start: S, id_for_panic: Option<http::HeaderValue>) -> Self {
+        Answer {
+            start: Some(start),
+            handling: None,
+            id_for_panic,
+        }
+    }
+}
+
+impl<S, F> std::future::Future for Answer<S, F>
+where
+    S: FnOnce() -> F,
+    F: std::future::Future<Output = http::Response<ProxyBody>>,
+{
+    type Output = Result<http::Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let start = this.start.take();
+        let handling = &mut this.handling;
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if let Some(start) = start {
+                handling.set(Some(start()));
+            }
+            handling.as_mut().as_pin_mut().map(|h| h.poll(cx))
+        }));
+        match polled {
+            Ok(Some(Poll::Pending)) => Poll::Pending,
+            Ok(Some(Poll::Ready(response))) => Poll::Ready(Ok(response)),
+            // A panic, or polled again after one.
+            Ok(None) | Err(_) => {
+                let id = this.id_for_panic.as_ref().and_then(|v| v.to_str().ok());
+                Poll::Ready(Ok(internal_error(id.unwrap_or(""))))
             }
         }
     }
