@@ -433,3 +433,50 @@ impl Drop for ActiveRequest {
         self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use http::StatusCode;
+
+    type Ready = std::future::Ready<http::Response<ProxyBody>>;
+
+    fn answered<S, F>(answer: Answer<S, F>) -> http::Response<ProxyBody>
+    where
+        S: FnOnce() -> F,
+        F: std::future::Future<Output = http::Response<ProxyBody>>,
+    {
+        let polled = std::pin::pin!(answer).now_or_never();
+        polled.expect("ready at the first poll").unwrap()
+    }
+
+    #[test]
+    fn the_handler_s_response_passes_through() {
+        let answer = Answer::new(
+            || std::future::ready(responses::plain(StatusCode::IM_A_TEAPOT, "short", "")),
+            None,
+        );
+        assert_eq!(answered(answer).status(), StatusCode::IM_A_TEAPOT);
+    }
+
+    #[test]
+    fn a_panic_while_starting_the_handler_is_answered_500() {
+        let answer = Answer::new(
+            || -> Ready { panic!("boom in the handler's first part") },
+            None,
+        );
+        assert_eq!(answered(answer).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_panic_inside_the_handler_s_future_is_answered_500() {
+        let id = http::HeaderValue::from_static("req-7");
+        let answer = Answer::new(
+            || async { panic!("boom in the handler's future") },
+            Some(id),
+        );
+        assert_eq!(answered(answer).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
