@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 GO ?= go
 
-.PHONY: demo demo-build drills prometheus e2e fleet-go-test run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-registry fmt
+.PHONY: demo demo-build drills prometheus e2e fleet-go-test run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-callgrind bench-registry fmt
 
 # The demo fleet (Go storefront and recommendations, Rust inventory and pricing) behind a levee
 # sidecar with its registry and dashboard; runs examples/fleet/drill.yaml, then keeps running.
@@ -107,6 +107,11 @@ bench-go:
 # max throughput, fixed-rate latency, CPU per request, peak RSS, as ratios to HAProxy.
 bench-proxy:
 	CARGO=$(CARGO) bash bench/proxy.sh
+
+# Instructions per proxied request under valgrind's callgrind (valgrind and nginx from Debian's
+# packages, installed if missing); not part of `bench`: it measures the proxy alone.
+bench-callgrind:
+	CARGO=$(CARGO) bash bench/callgrind.sh
 
 # levee registry, memory and Redis backends: outcomes ingested per second, propagation of a
 # transition to 100 SSE watchers.

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Instructions per proxied request: `levee run --threads 1` under valgrind's callgrind, with
+# bench/proxy.sh's levee config (breaker, bulkhead, retry, access log on) in front of a static
+# nginx upstream. Counting starts after a warm-up and stops with the load, so start-up is not
+# in the figure. docs/benchmarks.md (the data-path passes) holds the figures.
+#
+#   bench/callgrind.sh                         # 1000 requests at 200 req/s over 8 connections
+#   LOAD=max bench/callgrind.sh                # closed loop over 8 connections for 5 s
+#   LEVEE_BIN=/path/to/levee bench/callgrind.sh  # a levee built elsewhere (default: cargo build --release)
+#   LEVEE_LOG=warn bench/callgrind.sh          # without the access line
+#   KEEP=1 bench/callgrind.sh                  # keep the callgrind file (for callgrind_annotate)
+#
+# Needs valgrind and nginx (Debian packages; installed when missing).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+LOAD=${LOAD:-rate}
+CARGO=${CARGO:-cargo}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/levee-bench-callgrind.XXXXXX")
+
+need_apt=()
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	SUDO=""
+	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+	echo "bench/callgrind: installing ${need_apt[*]} (Debian packages)"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q >/dev/null
+	$SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+	$SUDO service nginx stop >/dev/null 2>&1 || true
+fi
+
+build=(-p levee-bench-loadgen)
+[ -n "${LEVEE_BIN:-}" ] || build+=(-p levee)
+"$CARGO" build --release -q "${build[@]}"
+TARGET_DIR=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+LEVEE_BIN=${LEVEE_BIN:-$TARGET_DIR/release/levee}
+LOADGEN=$TARGET_DIR/release/loadgen
+
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port what
+	for _ in $(seq 1 300); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench/callgrind: $2 did not listen on 127.0.0.1:$1 within 30 s" >&2
+	return 1
+}
+
+UP_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    client_body_temp_path $WORK;
+    proxy_temp_path $WORK;
+    fastcgi_temp_path $WORK;
+    uwsgi_temp_path $WORK;
+    scgi_temp_path $WORK;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        location / { default_type application/json; return 200 '{"id":"1","name":"item 1","served_by":"bench"}'; }
+    }
+}
+EOF
+nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
+PIDS+=($!)
+wait_port "$UP_PORT" "the upstream (nginx)"
+
+# The same levee config as bench/proxy.sh's.
+cat >"$WORK/levee.yaml" <<EOF
+service: bench
+listeners:
+  - address: 127.0.0.1:$PROXY_PORT
+admin:
+  address: 127.0.0.1:$ADMIN_PORT
+drain: {delay: 0s, timeout: 1s}
+upstreams:
+  upstream:
+    endpoints: [127.0.0.1:$UP_PORT]
+    connect_timeout: 1s
+    breaker:
+      failure_rate_threshold: 50
+      minimum_calls: 20
+      open: {wait: 5s}
+    bulkhead: {max_concurrent: 1024}
+routes:
+  - name: items
+    upstream: upstream
+    timeout: 2s
+    criticality: critical
+    retry:
+      max_attempts: 2
+      retry_on: [connect_failure, reset, 502, 503, 504]
+EOF
+LEVEE_LOG=${LEVEE_LOG:-info} valgrind -q --tool=callgrind --instr-atstart=no \
+	--callgrind-out-file="$WORK/callgrind.out" \
+	"$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1 2>"$WORK/levee.log" &
+LEVEE_PID=$!
+PIDS+=("$LEVEE_PID")
+wait_port "$PROXY_PORT" "levee (under valgrind)"
+
+URL=http://127.0.0.1:$PROXY_PORT/items/1
+"$LOADGEN" max --url "$URL" --connections 8 --warmup 1s --duration 3s >/dev/null
+callgrind_control -i on "$LEVEE_PID" >/dev/null 2>&1
+case "$LOAD" in
+rate) "$LOADGEN" rate --url "$URL" --rate 200 --connections 8 --warmup 0s --duration 5s >"$WORK/load.json" ;;
+max) "$LOADGEN" max --url "$URL" --connections 8 --warmup 0s --duration 5s >"$WORK/load.json" ;;
+*)
+	echo "bench/callgrind: LOAD is rate or max, not $LOAD" >&2
+	exit 2
+	;;
+esac
+callgrind_control -i off "$LEVEE_PID" >/dev/null 2>&1
+callgrind_control -d "$LEVEE_PID" >/dev/null 2>&1
+python3 - "$WORK/callgrind.out.1" "$WORK/load.json" "$LOAD" <<'PY'
+import json, sys
+instructions = next(int(l.split()[1]) for l in open(sys.argv[1]) if l.startswith("totals:"))
+load = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+ok = load["ok"]
+if ok == 0 or load["errors"] or load["non_2xx"]:
+    sys.exit(f"bench/callgrind: the load failed: {load}")
+print(f"bench/callgrind ({sys.argv[3]}): {ok} requests, {instructions:,} instructions, "
+      f"{instructions / ok:,.0f} instructions/request")
+PY
+if [ -n "${KEEP:-}" ]; then echo "bench/callgrind: callgrind file $WORK/callgrind.out.1"; fi
