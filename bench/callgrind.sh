@@ -8,7 +8,7 @@
 #   LOAD=max bench/callgrind.sh                # closed loop over 8 connections for 5 s
 #   LEVEE_BIN=/path/to/levee bench/callgrind.sh  # a levee built elsewhere (default: cargo build --release)
 #   LEVEE_LOG=warn bench/callgrind.sh          # without the access line
-#   KEEP=1 bench/callgrind.sh                  # keep the callgrind file (for callgrind_annotate)
+#   KEEP_WORK=1 bench/callgrind.sh             # keep the callgrind file (for callgrind_annotate)
 #
 # Needs valgrind and nginx (Debian packages; installed when missing).
 set -euo pipefail
@@ -19,46 +19,11 @@ LOAD=${LOAD:-rate}
 CARGO=${CARGO:-cargo}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/levee-bench-callgrind.XXXXXX")
 
-need_apt=()
-command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
-command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
-if [ ${#need_apt[@]} -gt 0 ]; then
-	SUDO=""
-	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-	echo "bench/callgrind: installing ${need_apt[*]} (Debian packages)"
-	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -q >/dev/null
-	$SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
-	$SUDO service nginx stop >/dev/null 2>&1 || true
-fi
-
-build=(-p levee-bench-loadgen)
-[ -n "${LEVEE_BIN:-}" ] || build+=(-p levee)
-"$CARGO" build --release -q "${build[@]}"
-TARGET_DIR=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-LEVEE_BIN=${LEVEE_BIN:-$TARGET_DIR/release/levee}
-LOADGEN=$TARGET_DIR/release/loadgen
-
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port what
-	for _ in $(seq 1 300); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "bench/callgrind: $2 did not listen on 127.0.0.1:$1 within 30 s" >&2
-	return 1
-}
+BENCH=callgrind
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+install_debian_packages valgrind nginx
+build_release
 
 UP_PORT=$(free_port)
 PROXY_PORT=$(free_port)
@@ -118,7 +83,7 @@ LEVEE_LOG=${LEVEE_LOG:-info} valgrind -q --tool=callgrind --instr-atstart=no \
 	"$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1 2>"$WORK/levee.log" &
 LEVEE_PID=$!
 PIDS+=("$LEVEE_PID")
-wait_port "$PROXY_PORT" "levee (under valgrind)"
+wait_port "$PROXY_PORT" "levee (under valgrind)" 30
 
 URL=http://127.0.0.1:$PROXY_PORT/items/1
 "$LOADGEN" max --url "$URL" --connections 8 --warmup 1s --duration 3s >/dev/null
@@ -143,4 +108,4 @@ if ok == 0 or load["errors"] or load["non_2xx"]:
 print(f"bench/callgrind ({sys.argv[3]}): {ok} requests, {instructions:,} instructions, "
       f"{instructions / ok:,.0f} instructions/request")
 PY
-if [ -n "${KEEP:-}" ]; then echo "bench/callgrind: callgrind file $WORK/callgrind.out.1"; fi
+if [ -n "${KEEP_WORK:-}" ]; then echo "bench/callgrind: callgrind file $WORK/callgrind.out.1"; fi

@@ -50,29 +50,16 @@ OUT=${OUT:-${TMPDIR:-/tmp}/levee-bench-proxy-$(date +%Y%m%d-%H%M%S).jsonl}
 : >"$OUT"
 
 # --- what it needs --------------------------------------------------------------------------
-need_apt=()
-command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
-command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
-if [ ${#need_apt[@]} -gt 0 ]; then
-	SUDO=""
-	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-	echo "bench/proxy: installing ${need_apt[*]} (Debian packages)"
-	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -q >/dev/null
-	$SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
-	# The packages' own services are not wanted: this script runs its own instances.
-	for s in "${need_apt[@]}"; do $SUDO service "$s" stop >/dev/null 2>&1 || true; done
-fi
+BENCH=proxy
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+install_debian_packages haproxy nginx
 
 echo "bench/proxy: building levee, inventory and loadgen (release)"
-build=(-p levee-bench-loadgen)
-[ -n "${LEVEE_BIN:-}" ] || build+=(-p levee)
-[ -n "${INVENTORY_BIN:-}" ] || build+=(-p inventory)
-"$CARGO" build --release -q "${build[@]}"
-TARGET_DIR=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-LEVEE_BIN=${LEVEE_BIN:-$TARGET_DIR/release/levee}
+extra=()
+[ -n "${INVENTORY_BIN:-}" ] || extra+=(-p inventory)
+build_release "${extra[@]}"
 INVENTORY_BIN=${INVENTORY_BIN:-$TARGET_DIR/release/inventory}
-LOADGEN=$TARGET_DIR/release/loadgen
 
 # --- placement ------------------------------------------------------------------------------
 if [ "$(nproc)" -ge 2 ]; then
@@ -93,35 +80,6 @@ if [ -n "${NICE:-}" ]; then
 fi
 
 # --- processes ------------------------------------------------------------------------------
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port what
-	for _ in $(seq 1 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench/proxy: $2 did not listen on 127.0.0.1:$1 within 10 s" >&2
-	return 1
-}
-
-stop() { # pid
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	local keep=()
-	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-
 # Peak RSS in KiB of the given processes, summed.
 peak_rss() {
 	local total=0 kib

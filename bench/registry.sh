@@ -51,12 +51,10 @@ OUT=${OUT:-${TMPDIR:-/tmp}/levee-bench-registry-$(date +%Y%m%d-%H%M%S).jsonl}
 case " $BACKENDS " in *" redis "*) bash scripts/ensure-redis.sh ;; esac
 
 echo "bench/registry: building levee and loadgen (release)"
-build=(-p levee-bench-loadgen)
-[ -n "${LEVEE_BIN:-}" ] || build+=(-p levee)
-"$CARGO" build --release -q "${build[@]}"
-TARGET_DIR=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-LEVEE_BIN=${LEVEE_BIN:-$TARGET_DIR/release/levee}
-LOADGEN=$TARGET_DIR/release/loadgen
+BENCH=registry
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+build_release
 
 if [ "$(nproc)" -ge 2 ]; then
 	PIN_SERVER=(taskset -c 1)
@@ -74,35 +72,6 @@ if [ -n "${NICE:-}" ]; then
 	PIN_CLIENT=(nice -n "$NICE" "${PIN_CLIENT[@]}")
 	PLACEMENT="$PLACEMENT; nice $NICE"
 fi
-
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port what
-	for _ in $(seq 1 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench/registry: $2 did not listen on 127.0.0.1:$1 within 10 s" >&2
-	return 1
-}
-
-stop() { # pid
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	local keep=()
-	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
 
 # Tokens for this run only (the registry reads them from the environment).
 export LEVEE_REGISTRY_REPORTER_TOKEN="bench-reporter-$RANDOM$RANDOM"

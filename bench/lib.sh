@@ -1,0 +1,61 @@
+# Shared by the benchmark scripts (bench/proxy.sh, bench/registry.sh, bench/callgrind.sh):
+# Debian packages, the release build, and the processes a run starts. Sourced, not run; the
+# sourcing script sets BENCH (its name in messages) and WORK (its scratch directory) first.
+
+# Installs the Debian packages whose command of the same name is missing, and stops the
+# services the packages start (the benchmarks run their own instances).
+install_debian_packages() { # package...
+	local need=() p
+	for p in "$@"; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+	[ ${#need[@]} -gt 0 ] || return 0
+	local sudo=""
+	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+	echo "bench/$BENCH: installing ${need[*]} (Debian packages)"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -q >/dev/null
+	$sudo apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+	for p in "${need[@]}"; do $sudo service "$p" stop >/dev/null 2>&1 || true; done
+}
+
+# Builds the load generator, levee unless LEVEE_BIN names one, and the extra packages given
+# (`-p name`...), in release; sets TARGET_DIR, LEVEE_BIN and LOADGEN.
+build_release() { # [-p package]...
+	local build=(-p levee-bench-loadgen "$@")
+	[ -n "${LEVEE_BIN:-}" ] || build+=(-p levee)
+	"${CARGO:-cargo}" build --release -q "${build[@]}"
+	TARGET_DIR=$("${CARGO:-cargo}" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+	LEVEE_BIN=${LEVEE_BIN:-$TARGET_DIR/release/levee}
+	LOADGEN=$TARGET_DIR/release/loadgen
+}
+
+# Every process a run starts goes into PIDS; they are stopped, and WORK removed (unless
+# KEEP_WORK is set), when the script exits.
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port what [seconds, default 10]
+	local seconds=${3:-10}
+	for _ in $(seq 1 $((seconds * 20))); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "bench/$BENCH: $2 did not listen on 127.0.0.1:$1 within $seconds s" >&2
+	return 1
+}
+
+stop() { # pid
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	local keep=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
