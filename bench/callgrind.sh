@@ -9,6 +9,7 @@
 #   LEVEE_BIN=/path/to/levee bench/callgrind.sh  # a levee built elsewhere (default: cargo build --release)
 #   LEVEE_LOG=warn bench/callgrind.sh          # without the access line
 #   KEEP_WORK=1 bench/callgrind.sh             # keep the callgrind file (for callgrind_annotate)
+#   PROXY=hyper bench/callgrind.sh             # bench/hyper-floor instead: bare hyper, Levee's floor
 #
 # Needs valgrind and nginx (Debian packages; installed when missing).
 set -euo pipefail
@@ -16,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 LOAD=${LOAD:-rate}
+PROXY=${PROXY:-levee}
 CARGO=${CARGO:-cargo}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/levee-bench-callgrind.XXXXXX")
 
@@ -23,7 +25,7 @@ BENCH=callgrind
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 install_debian_packages valgrind nginx
-build_release
+build_release -p levee-bench-hyper-floor
 
 UP_PORT=$(free_port)
 PROXY_PORT=$(free_port)
@@ -78,12 +80,19 @@ routes:
       max_attempts: 2
       retry_on: [connect_failure, reset, 502, 503, 504]
 EOF
+case "$PROXY" in
+levee) command=("$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1) ;;
+hyper) command=("$TARGET_DIR/release/hyper-floor" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$UP_PORT") ;;
+*)
+	echo "bench/callgrind: PROXY is levee or hyper, not $PROXY" >&2
+	exit 2
+	;;
+esac
 LEVEE_LOG=${LEVEE_LOG:-info} valgrind -q --tool=callgrind --instr-atstart=no \
-	--callgrind-out-file="$WORK/callgrind.out" \
-	"$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1 2>"$WORK/levee.log" &
+	--callgrind-out-file="$WORK/callgrind.out" "${command[@]}" 2>"$WORK/proxy.log" &
 LEVEE_PID=$!
 PIDS+=("$LEVEE_PID")
-wait_port "$PROXY_PORT" "levee (under valgrind)" 30
+wait_port "$PROXY_PORT" "$PROXY (under valgrind)" 30
 
 URL=http://127.0.0.1:$PROXY_PORT/items/1
 "$LOADGEN" max --url "$URL" --connections 8 --warmup 1s --duration 3s >/dev/null
@@ -98,14 +107,14 @@ max) "$LOADGEN" max --url "$URL" --connections 8 --warmup 0s --duration 5s >"$WO
 esac
 callgrind_control -i off "$LEVEE_PID" >/dev/null 2>&1
 callgrind_control -d "$LEVEE_PID" >/dev/null 2>&1
-python3 - "$WORK/callgrind.out.1" "$WORK/load.json" "$LOAD" <<'PY'
+python3 - "$WORK/callgrind.out.1" "$WORK/load.json" "$LOAD" "$PROXY" <<'PY'
 import json, sys
 instructions = next(int(l.split()[1]) for l in open(sys.argv[1]) if l.startswith("totals:"))
 load = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
 ok = load["ok"]
 if ok == 0 or load["errors"] or load["non_2xx"]:
     sys.exit(f"bench/callgrind: the load failed: {load}")
-print(f"bench/callgrind ({sys.argv[3]}): {ok} requests, {instructions:,} instructions, "
+print(f"bench/callgrind ({sys.argv[4]}, {sys.argv[3]}): {ok} requests, {instructions:,} instructions, "
       f"{instructions / ok:,.0f} instructions/request")
 PY
 if [ -n "${KEEP_WORK:-}" ]; then echo "bench/callgrind: callgrind file $WORK/callgrind.out.1"; fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Levee's proxy beside HAProxy and nginx (Debian's packages), in one run on loopback: the same
 # upstream reached directly, through `levee run` (breaker, bulkhead and retry on the route),
-# through HAProxy and through nginx, each with one worker thread and keep-alive to the upstream.
+# through HAProxy and through nginx, each with one worker thread and keep-alive to the upstream;
+# and through bench/hyper-floor (target `hyper`), bare hyper with nothing of Levee's: the floor
+# of the stack Levee's proxy is built on, which says how much of Levee's cost is its own.
 # docs/benchmarks.md ("Proxy: levee beside HAProxy and nginx") holds the figures and says how
 # to read them.
 #
@@ -41,7 +43,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 RATE=${RATE:-2000}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-64}
-TARGETS=${TARGETS:-direct levee haproxy nginx}
+TARGETS=${TARGETS:-direct levee haproxy nginx hyper}
 UPSTREAM=${UPSTREAM:-nginx}
 LOGS=${LOGS:-on}
 CARGO=${CARGO:-cargo}
@@ -55,8 +57,8 @@ BENCH=proxy
 source "$ROOT/bench/lib.sh"
 install_debian_packages haproxy nginx
 
-echo "bench/proxy: building levee, inventory and loadgen (release)"
-extra=()
+echo "bench/proxy: building levee, hyper-floor, inventory and loadgen (release)"
+extra=(-p levee-bench-hyper-floor)
 [ -n "${INVENTORY_BIN:-}" ] || extra+=(-p inventory)
 build_release "${extra[@]}"
 INVENTORY_BIN=${INVENTORY_BIN:-$TARGET_DIR/release/inventory}
@@ -253,6 +255,16 @@ EOF
 	PROXY_PIDS+=($worker)
 }
 
+# bench/hyper-floor: hyper's server and client connections and nothing else (no policy, no
+# header rewriting, no log, an upstream connection per client connection). Not a peer to beat:
+# the floor under Levee's proxy, which runs on the same two connections.
+start_hyper() {
+	"${PIN_PROXY[@]}" "$TARGET_DIR/release/hyper-floor" --listen "127.0.0.1:$PROXY_PORT" \
+		--upstream "127.0.0.1:$UP_PORT" &
+	PIDS+=($!)
+	PROXY_PIDS=("$!")
+}
+
 # --- the runs -------------------------------------------------------------------------------
 echo "bench/proxy: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $PLACEMENT"
 echo "bench/proxy: $("$LEVEE_BIN" --version), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3); upstream: $UPSTREAM"
@@ -266,6 +278,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		levee) start_levee; port=$PROXY_PORT ;;
 		haproxy) start_haproxy; port=$PROXY_PORT ;;
 		nginx) start_nginx; port=$PROXY_PORT ;;
+		hyper) start_hyper; port=$PROXY_PORT ;;
 		*) echo "bench/proxy: unknown target $target" >&2; exit 2 ;;
 		esac
 		wait_port "$port" "$target"

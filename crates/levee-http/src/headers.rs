@@ -195,6 +195,18 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// inbound ones): `levee-timeout-ms` always, `grpc-timeout` for gRPC requests and whenever the
 /// request carried one. Call it at the moment of sending each attempt, with what is left then.
 pub fn write_deadline(headers: &mut HeaderMap, remaining: Duration) {
+    let carries_grpc_timeout = headers.contains_key(name::GRPC_TIMEOUT);
+    write_deadline_given(headers, remaining, carries_grpc_timeout);
+}
+
+/// [`write_deadline`] for a caller that already knows whether `headers` holds a
+/// `grpc-timeout` (the proxy learns it from one pass over the inbound names and saves the
+/// lookup).
+pub fn write_deadline_given(
+    headers: &mut HeaderMap,
+    remaining: Duration,
+    carries_grpc_timeout: bool,
+) {
     // `format_timeout_ms` is `floor(remaining / 1 ms)` of the capped time, which always fits
     // in a u64: written straight into the value, without a `String` first.
     // Digits on the stack and one copy into the value: `HeaderValue::from(u64)` went
@@ -214,7 +226,7 @@ pub fn write_deadline(headers: &mut HeaderMap, remaining: Duration) {
     if let Ok(value) = HeaderValue::from_bytes(&digits[at..]) {
         headers.insert(name::TIMEOUT_MS, value);
     }
-    if is_grpc(headers) || headers.contains_key(name::GRPC_TIMEOUT) {
+    if carries_grpc_timeout || is_grpc(headers) {
         if let Ok(value) = HeaderValue::try_from(deadline::format_grpc_timeout(remaining)) {
             headers.insert(name::GRPC_TIMEOUT, value);
         }
@@ -358,6 +370,21 @@ mod tests {
         assert_eq!(map.get_all("grpc-timeout").iter().count(), 1);
         assert_eq!(map["grpc-timeout"], "1000000u");
         assert_eq!(map["levee-timeout-ms"], "1000");
+    }
+
+    #[test]
+    fn outbound_deadline_given_takes_the_callers_word_on_grpc_timeout() {
+        let mut told = HeaderMap::new();
+        write_deadline_given(&mut told, Duration::from_secs(2), true);
+        assert_eq!(told["grpc-timeout"], "2000000u");
+        let mut plain = HeaderMap::new();
+        write_deadline_given(&mut plain, Duration::from_secs(2), false);
+        assert!(plain.get("grpc-timeout").is_none());
+        assert_eq!(plain["levee-timeout-ms"], "2000");
+        // gRPC by its content type needs no word from the caller.
+        let mut grpc = headers(&[("content-type", "application/grpc")]);
+        write_deadline_given(&mut grpc, Duration::from_secs(2), false);
+        assert_eq!(grpc["grpc-timeout"], "2000000u");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! completed with the same outcome (`cancelled` when dropped).
 
 use crate::body::ProxyBody;
+use crate::carried::Carried;
 use crate::client;
 use crate::fleet::Fleet;
 use crate::forwarding;
@@ -94,6 +95,8 @@ pub struct Outbound<'a> {
     pub client: Option<SocketAddr>,
     /// Whether the client spoke TLS (`X-Forwarded-Proto`).
     pub tls: bool,
+    /// Which of Levee's headers the inbound request carries.
+    pub carried: Carried,
 }
 
 /// Builds the upstream request for `endpoint`.
@@ -110,9 +113,14 @@ pub fn build_request(
         version,
         out.client,
         out.tls,
+        out.carried.any(Carried::X_FORWARDED_FOR),
     );
     if let Some(remaining) = out.remaining {
-        levee_http::headers::write_deadline(&mut headers, remaining);
+        levee_http::headers::write_deadline_given(
+            &mut headers,
+            remaining,
+            out.carried.any(Carried::GRPC_TIMEOUT),
+        );
     }
     out.trace.inject(&mut headers);
     let mut request = Request::new(out.body);

@@ -42,6 +42,17 @@ fn hop_by_hop_index(name: &str) -> Option<u32> {
 
 const TE_INDEX: u32 = 8;
 
+/// Whether a `Connection` value lists only names of [`HOP_BY_HOP`] (a keep-alive upstream's
+/// `keep-alive`), any case: nothing more to remove for it.
+fn is_fixed_token_list(value: &str) -> bool {
+    value.split(',').map(str::trim).all(|token| {
+        token.is_empty()
+            || HOP_BY_HOP
+                .iter()
+                .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
+    })
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names. `TE` is kept
 /// only as `trailers`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -57,22 +68,31 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if present & 1 != 0 {
-        // Names the `Connection` header lists beyond the fixed ones (rare) are removed too.
-        let named: Vec<HeaderName> = headers
+        // Names the `Connection` header lists beyond the fixed ones (rare: usually it says
+        // `keep-alive` or `close`) are removed too; only then are they collected.
+        let listed_beyond_fixed = |headers: &HeaderMap| {
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|token| {
+                    !HOP_BY_HOP
+                        .iter()
+                        .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
+                })
+                .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+                .collect::<Vec<HeaderName>>()
+        };
+        let fixed_only = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| {
-                !HOP_BY_HOP
-                    .iter()
-                    .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
-            })
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-            .collect();
-        for name in &named {
-            headers.remove(name);
+            .all(|v| v.to_str().is_ok_and(is_fixed_token_list));
+        if !fixed_only {
+            for name in &listed_beyond_fixed(headers) {
+                headers.remove(name);
+            }
         }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
@@ -98,13 +118,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Prepares a copy of the inbound headers for the upstream: hop-by-hop headers removed,
 /// `X-Forwarded-For`/`-Proto` set, and `Host` kept for HTTP/1.1 (taken from the inbound
 /// `:authority` when the client spoke HTTP/2) or removed for HTTP/2, whose `:authority` is
-/// the endpoint.
+/// the endpoint. `carries_forwarded_for`: whether `inbound` holds an `X-Forwarded-For` to
+/// append to (known from one pass over its names, so not looked up when absent).
 pub fn upstream_headers(
     inbound: &HeaderMap,
     inbound_uri: &Uri,
     upstream_version: Version,
     client: Option<SocketAddr>,
     tls: bool,
+    carries_forwarded_for: bool,
 ) -> HeaderMap {
     let mut headers = inbound.clone();
     strip_hop_by_hop(&mut headers);
@@ -124,7 +146,12 @@ pub fn upstream_headers(
         let mut ip = [0u8; 64];
         let len = write_ip(&mut ip, addr.ip());
         let ip = &ip[..len];
-        let value = match headers.get(&name::X_FORWARDED_FOR) {
+        let previous = if carries_forwarded_for {
+            headers.get(&name::X_FORWARDED_FOR)
+        } else {
+            None
+        };
+        let value = match previous {
             Some(previous) if previous.to_str().is_ok() => {
                 let previous = previous.as_bytes();
                 let mut joined = Vec::with_capacity(previous.len() + 2 + ip.len());
@@ -240,12 +267,39 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_header_of_fixed_names_only_goes_with_them() {
+        for value in [
+            "keep-alive",
+            "Keep-Alive, Upgrade",
+            " keep-alive ,",
+            "close",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static(value));
+            h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+            h.insert("close", HeaderValue::from_static("a field named close"));
+            h.insert("x-kept", HeaderValue::from_static("yes"));
+            strip_hop_by_hop(&mut h);
+            let mut names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+            names.sort_unstable();
+            // `close` is listed only by the last value, and goes only then.
+            let expected = if value == "close" {
+                vec!["x-kept"]
+            } else {
+                vec!["close", "x-kept"]
+            };
+            assert_eq!(names, expected, "{value}");
+        }
+    }
+
+    #[test]
     fn forwarded_for_appends_and_host_follows_the_version() {
         let mut inbound = HeaderMap::new();
         inbound.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let uri: Uri = "http://shop.example:8080/items?id=1".parse().expect("uri");
         let client: SocketAddr = "127.0.0.9:5000".parse().expect("addr");
-        let h1 = upstream_headers(&inbound, &uri, Version::HTTP_11, Some(client), false);
+        let h1 = upstream_headers(&inbound, &uri, Version::HTTP_11, Some(client), false, true);
         assert_eq!(h1["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
         assert_eq!(h1[header::HOST], "shop.example:8080");
         assert_eq!(h1["x-forwarded-proto"], "http");
@@ -257,10 +311,17 @@ mod tests {
             "fe80::1:2",
         ] {
             let addr = SocketAddr::new(ip.parse().expect("ip"), 1);
-            let h = upstream_headers(&HeaderMap::new(), &uri, Version::HTTP_11, Some(addr), false);
+            let h = upstream_headers(
+                &HeaderMap::new(),
+                &uri,
+                Version::HTTP_11,
+                Some(addr),
+                false,
+                false,
+            );
             assert_eq!(h["x-forwarded-for"], ip);
         }
-        let h2 = upstream_headers(&inbound, &uri, Version::HTTP_2, None, true);
+        let h2 = upstream_headers(&inbound, &uri, Version::HTTP_2, None, true, true);
         assert!(h2.get(header::HOST).is_none());
         let authority: http::uri::Authority = "127.0.0.1:7001".parse().expect("authority");
         assert_eq!(

@@ -27,6 +27,7 @@ pub mod access_log;
 mod admin;
 mod attempt;
 pub mod body;
+mod carried;
 mod client;
 pub mod daemon;
 mod drain;

@@ -46,6 +46,7 @@
 use crate::access_log::AccessLog;
 use crate::attempt::{self, AttemptEnd, AttemptRecord, GrpcOutcome, Outbound};
 use crate::body::{self, BodyFaultKind, ProxyBody, ReadError, RequestBody};
+use crate::carried::Carried;
 use crate::fleet::{Admission, Probe};
 use crate::forwarding;
 use crate::matcher;
@@ -54,7 +55,7 @@ use crate::proxy::Shared;
 use crate::responses;
 use crate::runtime::Route;
 use crate::stale::{CachingBody, StaleCache};
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH};
+use http::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{Response, StatusCode, Version};
 use http_body::Body;
@@ -71,6 +72,7 @@ use levee_core::retry::{
 };
 use levee_core::time::SystemClock;
 use levee_core::{Clock, Criticality, ErrorCode, Outcome};
+use levee_http::headers::HeaderError;
 use levee_http::{DegradedKind, TraceContext};
 use levee_telemetry::RequestContext;
 use std::any::Any;
@@ -108,10 +110,30 @@ pub(crate) fn handle(
     request: http::Request<Incoming>,
     extra: Guards,
 ) -> Handling<impl Future<Output = (Response<ProxyBody>, Guards)> + Send> {
-    let trace = TraceContext::from_headers(request.headers());
+    // Which of Levee's headers the request carries: the lookups of those it does not are
+    // skipped (most requests carry none).
+    let carried = Carried::scan(request.headers());
+    let trace = if carried.any(Carried::TRACEPARENT) {
+        TraceContext::from_headers(request.headers())
+    } else {
+        TraceContext::new_root()
+    };
     let (mut parts, body) = request.into_parts();
-    let fault = crate::fault::take_headers(&mut parts.headers);
-    let request_id = levee_http::request_id::ensure_request_id(&mut parts.headers);
+    let fault = if carried.any(Carried::FAULT | Carried::FAULT_TOKEN) {
+        crate::fault::take_headers(&mut parts.headers)
+    } else {
+        crate::fault::CallFault::default()
+    };
+    let request_id = if carried.any(Carried::REQUEST_ID) {
+        levee_http::request_id::ensure_request_id(&mut parts.headers)
+    } else {
+        let id = levee_http::request_id::new_request_id();
+        parts
+            .headers
+            .insert(levee_http::headers::name::REQUEST_ID, id.clone());
+        id
+    };
+    let carried = carried.with(Carried::REQUEST_ID);
     let request_id_text = request_id.to_str().unwrap_or("");
     let (method, path) = (parts.method.as_str(), parts.uri.path());
     // With JSON logs the context alone gives every line the request's fields; a `tracing` span
@@ -136,6 +158,7 @@ pub(crate) fn handle(
         guards,
         trailer_record: None,
         fault,
+        carried,
     };
     Handling {
         running: context.scope(call.run(parts, body).instrument(span)),
@@ -191,6 +214,8 @@ struct Call {
     trailer_record: Option<AttemptRecord>,
     /// The `levee-fault` headers (removed from the request) and the fault they were granted.
     fault: crate::fault::CallFault,
+    /// Which of Levee's headers the request carries (`x-request-id` always, once ensured).
+    carried: Carried,
 }
 
 /// The final answer of the attempts.
@@ -203,6 +228,25 @@ impl Call {
     async fn run(mut self, parts: Parts, body: Incoming) -> (Response<ProxyBody>, Guards) {
         let response = self.route_and_call(parts, body).await;
         (response, self.guards)
+    }
+
+    /// `levee-criticality`, looked up only when the request carries it.
+    fn criticality(&self, headers: &HeaderMap) -> Result<Option<Criticality>, HeaderError> {
+        if !self.carried.any(Carried::CRITICALITY) {
+            return Ok(None);
+        }
+        levee_http::headers::criticality(headers)
+    }
+
+    /// The inbound deadline, looked up only when the request carries one of its headers.
+    fn inbound_deadline(&self, headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
+        if !self
+            .carried
+            .any(Carried::TIMEOUT_MS | Carried::GRPC_TIMEOUT)
+        {
+            return Ok(None);
+        }
+        levee_http::headers::inbound_deadline(headers)
     }
 
     fn trace_id(&self) -> String {
@@ -266,14 +310,14 @@ impl Call {
             }
         }
 
-        let class = match levee_http::headers::criticality(&parts.headers) {
+        let class = match self.criticality(&parts.headers) {
             Ok(class) => class.unwrap_or(route.config.criticality),
             Err(e) => {
                 tracing::info!(error = %e, "malformed Levee header");
                 return self.refuse(ErrorCode::BadRequest, upstream, None);
             }
         };
-        let inbound = match levee_http::headers::inbound_deadline(&parts.headers) {
+        let inbound = match self.inbound_deadline(&parts.headers) {
             Ok(d) => d,
             Err(e) => {
                 tracing::info!(error = %e, "malformed Levee header");
@@ -459,9 +503,7 @@ impl Call {
         let upstream = &route.upstream;
         let idempotent = is_idempotent(
             parts.method.as_str(),
-            parts
-                .headers
-                .contains_key(levee_http::headers::name::IDEMPOTENCY_KEY),
+            self.carried.any(Carried::IDEMPOTENCY_KEY),
         );
         let mut attempts = 0u32;
         let mut previous_backoff = None;
@@ -547,6 +589,7 @@ impl Call {
                         remaining,
                         client: self.conn.peer,
                         tls: self.conn.tls,
+                        carried: self.carried,
                     };
                     let request = match attempt::build_request(upstream, &chosen, out) {
                         Ok(r) => r,

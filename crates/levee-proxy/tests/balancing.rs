@@ -181,4 +181,18 @@ async fn trace_context_and_deadline_travel_to_the_upstream() {
         deadline <= 500 && deadline > 0,
         "remaining time, less time spent: {deadline}"
     );
+    assert_eq!(r.header("x-forwarded-for-seen"), Some("127.0.0.1"));
+
+    // A forwarded-for chain from an earlier proxy is extended, not replaced.
+    let mut r = get(&proxy.url("/items/1"));
+    r.headers_mut()
+        .insert("x-forwarded-for", "10.0.0.1".parse().expect("value"));
+    let r = send(r).await;
+    assert_eq!(
+        r.header("x-forwarded-for-seen"),
+        Some("10.0.0.1, 127.0.0.1")
+    );
+    assert!(r
+        .header("x-traceparent-seen")
+        .is_some_and(|t| t.starts_with("00-") && !t.contains("4bf92f3577b34da6a3ce929d0e0e4736")));
 }

@@ -364,6 +364,14 @@ async fn serve(state: &Arc<State>, request: Request<Incoming>, path: &str) -> Re
                     .cloned()
                     .unwrap_or(HeaderValue::from_static("")),
             );
+            h.insert(
+                "x-forwarded-for-seen",
+                request
+                    .headers()
+                    .get("x-forwarded-for")
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static("")),
+            );
             return r;
         }
     }
