@@ -22,7 +22,7 @@
 # corrected, as wrk2 does), and the proxy's CPU time (utime + stime of every process of it, from
 # /proc/<pid>/stat) over the measured period divided by the requests answered in it; then the
 # proxy's peak RSS (VmHWM; for nginx the master and worker summed). Rounds interleave the
-# targets (direct, levee, haproxy, nginx, direct, ...) so a neighbour's build slowing the
+# targets (direct, levee, haproxy, nginx, hyper, direct, ...) so a neighbour's build slowing the
 # machine down hits all of them alike; the table shows the median of the rounds and each
 # figure's ratio to HAProxy's. "added p99" is the proxy's p99 minus the direct p99 of the same
 # round.

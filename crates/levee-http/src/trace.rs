@@ -331,8 +331,18 @@ impl TraceContext {
     /// Writes `traceparent` (and `tracestate` when continued) into the upstream request's
     /// headers, replacing whatever the copy of the inbound headers held.
     pub fn inject(&self, headers: &mut HeaderMap) {
+        let carries_tracestate = headers.contains_key(name::TRACESTATE);
+        self.inject_given(headers, carries_tracestate);
+    }
+
+    /// [`inject`](Self::inject) for a caller that already knows whether `headers` holds a
+    /// `tracestate` (the proxy learns it from one pass over the inbound names and saves the
+    /// lookup).
+    pub fn inject_given(&self, headers: &mut HeaderMap, carries_tracestate: bool) {
         headers.insert(name::TRACEPARENT, self.child().to_header_value());
-        headers.remove(name::TRACESTATE);
+        if carries_tracestate {
+            headers.remove(name::TRACESTATE);
+        }
         for value in &self.tracestate {
             headers.append(name::TRACESTATE, value.clone());
         }
@@ -529,6 +539,21 @@ mod tests {
             let sent = TraceParent::parse(out["traceparent"].to_str().unwrap()).unwrap();
             assert_eq!(sent.trace_id, ctx.trace_id);
         }
+    }
+
+    #[test]
+    fn inject_given_removes_tracestate_only_when_told_it_is_there() {
+        let ctx = TraceContext::new_root();
+        let mut told = HeaderMap::new();
+        told.insert("tracestate", HeaderValue::from_static("congo=t61rcWkgMzE"));
+        ctx.inject_given(&mut told, true);
+        assert!(told.get("tracestate").is_none());
+        assert_eq!(told.get_all("traceparent").iter().count(), 1);
+
+        let mut plain = HeaderMap::new();
+        ctx.inject_given(&mut plain, false);
+        assert_eq!(plain.len(), 1, "{plain:?}");
+        assert!(plain.get("traceparent").is_some());
     }
 
     #[test]

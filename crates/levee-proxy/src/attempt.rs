@@ -122,7 +122,8 @@ pub fn build_request(
             out.carried.any(Carried::GRPC_TIMEOUT),
         );
     }
-    out.trace.inject(&mut headers);
+    out.trace
+        .inject_given(&mut headers, out.carried.any(Carried::TRACESTATE));
     let mut request = Request::new(out.body);
     *request.method_mut() = out.parts.method.clone();
     *request.uri_mut() = uri;

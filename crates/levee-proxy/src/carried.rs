@@ -26,6 +26,7 @@ impl Carried {
     pub(crate) const X_FORWARDED_FOR: Carried = Carried(1 << 6);
     pub(crate) const FAULT: Carried = Carried(1 << 7);
     pub(crate) const FAULT_TOKEN: Carried = Carried(1 << 8);
+    pub(crate) const TRACESTATE: Carried = Carried(1 << 9);
 
     /// The headers of this set that `headers` holds (any number of values each).
     pub(crate) fn scan(headers: &HeaderMap) -> Carried {
@@ -33,6 +34,7 @@ impl Carried {
         for name in headers.keys() {
             found |= match name.as_str() {
                 header::TRACEPARENT => Self::TRACEPARENT.0,
+                header::TRACESTATE => Self::TRACESTATE.0,
                 header::REQUEST_ID => Self::REQUEST_ID.0,
                 header::CRITICALITY => Self::CRITICALITY.0,
                 header::TIMEOUT_MS => Self::TIMEOUT_MS.0,
@@ -71,8 +73,9 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    const ALL: [(&str, Carried); 9] = [
+    const ALL: [(&str, Carried); 10] = [
         ("traceparent", Carried::TRACEPARENT),
+        ("tracestate", Carried::TRACESTATE),
         ("x-request-id", Carried::REQUEST_ID),
         ("levee-criticality", Carried::CRITICALITY),
         ("levee-timeout-ms", Carried::TIMEOUT_MS),
