@@ -75,7 +75,6 @@ use levee_core::{Clock, Criticality, ErrorCode, Outcome};
 use levee_http::headers::HeaderError;
 use levee_http::{DegradedKind, TraceContext};
 use levee_telemetry::RequestContext;
-use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -93,9 +92,31 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-/// Things that must live exactly as long as the response body: the bulkhead slot, the
-/// endpoint's in-flight count, the drain count and the access log line.
-type Guards = Vec<Box<dyn Any + Send + Sync>>;
+/// What must live exactly as long as the response body, dropped in this order when it is sent
+/// or dropped: the server's count of requests in progress, the drain count, the access log line
+/// (written when its last clone goes), the endpoint's in-flight count and the bulkhead slot.
+/// One plain value rather than a list of boxed guards: six allocations a request fewer.
+/// The fields are never read: they are held for their `Drop`.
+pub(crate) struct Guards {
+    _active: crate::server::ActiveRequest,
+    _drain: Option<crate::drain::RequestGuard>,
+    _log: Option<AccessLog>,
+    _in_flight: Option<crate::endpoint::InFlight>,
+    _slot: Option<SlotGuard>,
+}
+
+impl Guards {
+    /// The guards of a request the server counts as in progress (`active`).
+    pub(crate) fn new(active: crate::server::ActiveRequest) -> Guards {
+        Guards {
+            _active: active,
+            _drain: None,
+            _log: None,
+            _in_flight: None,
+            _slot: None,
+        }
+    }
+}
 
 /// Handles one request from a listener: the work up to the first await is done here, at once;
 /// the returned future does the rest.
@@ -108,11 +129,11 @@ pub(crate) fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
     request: http::Request<Incoming>,
+    carried: Carried,
     extra: Guards,
 ) -> Handling<impl Future<Output = (Response<ProxyBody>, Guards)> + Send> {
-    // Which of Levee's headers the request carries: the lookups of those it does not are
-    // skipped (most requests carry none).
-    let carried = Carried::scan(request.headers());
+    // `carried`: which of Levee's headers the request carries (`Carried::scan`); the lookups
+    // of those it does not are skipped (most requests carry none).
     let trace = if carried.any(Carried::TRACEPARENT) {
         TraceContext::from_headers(request.headers())
     } else {
@@ -146,8 +167,8 @@ pub(crate) fn handle(
     };
     let log = AccessLog::new(Arc::clone(&context), span.clone());
     let mut guards: Guards = extra;
-    guards.push(Box::new(shared.drain.begin()));
-    guards.push(Box::new(log.clone()));
+    guards._drain = Some(shared.drain.begin());
+    guards._log = Some(log.clone());
     // Moves keep-alive clients to a fresh connection, which the next instance will take.
     let close = shared.drain.is_draining() && parts.version < Version::HTTP_2;
     let call = Call {
@@ -382,7 +403,7 @@ impl Call {
         {
             Ok(ended) => ended,
             Err(response) => {
-                self.guards.push(Box::new(slot));
+                self.guards._slot = Some(slot);
                 return response;
             }
         };
@@ -630,7 +651,7 @@ impl Call {
                     }
                     if matches!(end, AttemptEnd::Response { .. }) && !end.outcome().is_failure() {
                         // Keep the endpoint's in-flight count until the body is sent.
-                        self.guards.push(Box::new(chosen.in_flight));
+                        self.guards._in_flight = Some(chosen.in_flight);
                     }
                     end
                 }
@@ -703,7 +724,7 @@ impl Call {
     ) -> Response<ProxyBody> {
         let outcome = ended.end.outcome();
         slot.outcome = outcome;
-        self.guards.push(Box::new(slot));
+        self.guards._slot = Some(slot);
         match ended.end {
             AttemptEnd::Response { response, .. } if !outcome.is_failure() => {
                 self.relay(route, parts, response, outcome)

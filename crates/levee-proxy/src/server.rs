@@ -22,6 +22,7 @@
 //! GOAWAY), and waits for them up to a timeout.
 
 use crate::body::ProxyBody;
+use crate::carried::Carried;
 use crate::error::ProxyError;
 use crate::pipeline::{self, ConnInfo};
 use crate::proxy::{Proxy, Shared};
@@ -46,11 +47,6 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-
-/// The guards a request holds until its response body is done (the connection's activity,
-/// the drain count, the access log, the bulkhead slot, the endpoint's in-flight count, with
-/// room to spare): the list is allocated once at this size.
-const GUARDS_PER_REQUEST: usize = 8;
 
 /// hyper refuses HTTP/1 read buffers below 8 KiB.
 const MIN_H1_BUFFER: usize = 8 * 1024;
@@ -269,23 +265,25 @@ async fn drive<I>(
     let service = {
         let activity = Arc::clone(&activity);
         service_fn(move |request: http::Request<Incoming>| {
-            // A clone of the header value shares its bytes: the text is only made if the
-            // handler panics.
-            let id_for_panic = request
-                .headers()
-                .get(levee_http::headers::name::REQUEST_ID)
-                .cloned();
-            // Room for every guard the pipeline adds, so the list never grows.
-            let mut guards: Vec<Box<dyn std::any::Any + Send + Sync>> =
-                Vec::with_capacity(GUARDS_PER_REQUEST);
-            guards.push(Box::new(activity.begin()));
+            // Which of Levee's headers the request carries, for the pipeline too. A clone of
+            // the id's value shares its bytes: the text is only made if the handler panics.
+            let carried = Carried::scan(request.headers());
+            let id_for_panic = if carried.any(Carried::REQUEST_ID) {
+                request
+                    .headers()
+                    .get(levee_http::headers::name::REQUEST_ID)
+                    .cloned()
+            } else {
+                None
+            };
+            let guards = pipeline::Guards::new(activity.begin());
             // No `async` block around the pipeline's future and not boxed: each would copy
             // the whole future (a few kilobytes) once more per request; a box per request in
             // flight also cost about 0.6 MiB of peak RSS at 64 connections against a 20 MiB
             // budget (docs/benchmarks.md).
             let (shared, info) = (Arc::clone(&shared), info.clone());
             Answer::new(
-                move || pipeline::handle(shared, info, request, guards),
+                move || pipeline::handle(shared, info, request, carried, guards),
                 id_for_panic,
             )
         })
@@ -425,7 +423,7 @@ impl Activity {
 }
 
 /// One request on a connection, until its response body is done.
-struct ActiveRequest(Arc<Activity>);
+pub(crate) struct ActiveRequest(Arc<Activity>);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
