@@ -203,9 +203,9 @@ impl<F> Future for Handling<F>
 where
     F: Future<Output = (Response<ProxyBody>, Guards)>,
 {
-    type Output = Response<ProxyBody>;
+    type Output = Response<Attached>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<ProxyBody>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Attached>> {
         let this = self.project();
         let (mut response, guards) = std::task::ready!(this.running.poll(cx));
         let headers = response.headers_mut();
@@ -215,11 +215,9 @@ where
         if *this.close {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        Poll::Ready(response.map(|inner| {
-            body::boxed(Attached {
-                inner,
-                _guards: guards,
-            })
+        Poll::Ready(response.map(|inner| Attached {
+            inner,
+            _guards: Some(guards),
         }))
     }
 }
@@ -923,10 +921,21 @@ impl Drop for SlotGuard {
     }
 }
 
-/// A response body carrying the guards that must live until it is done.
-struct Attached {
+/// The body of every answer to a client: the response's, carrying the guards that must live
+/// until it is done (none for the answer to a handler's panic). The connection holds it as it
+/// is, not boxed once more.
+pub(crate) struct Attached {
     inner: ProxyBody,
-    _guards: Guards,
+    _guards: Option<Guards>,
+}
+
+impl From<ProxyBody> for Attached {
+    fn from(inner: ProxyBody) -> Attached {
+        Attached {
+            inner,
+            _guards: None,
+        }
+    }
 }
 
 impl Body for Attached {

@@ -346,12 +346,13 @@ where
     }
 }
 
-impl<S, F> std::future::Future for Answer<S, F>
+impl<S, F, B> std::future::Future for Answer<S, F>
 where
     S: FnOnce() -> F,
-    F: std::future::Future<Output = http::Response<ProxyBody>>,
+    F: std::future::Future<Output = http::Response<B>>,
+    B: From<ProxyBody>,
 {
-    type Output = Result<http::Response<ProxyBody>, Infallible>;
+    type Output = Result<http::Response<B>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -369,7 +370,7 @@ where
             // A panic, or polled again after one.
             Ok(None) | Err(_) => {
                 let id = this.id_for_panic.as_ref().and_then(|v| v.to_str().ok());
-                Poll::Ready(Ok(internal_error(id.unwrap_or(""))))
+                Poll::Ready(Ok(internal_error(id.unwrap_or("")).map(B::from)))
             }
         }
     }
