@@ -195,13 +195,15 @@ pub fn awaits_grpc_trailers(end: &AttemptEnd) -> bool {
     let AttemptEnd::Response { response, .. } = end else {
         return false;
     };
+    // The content type first: a standard name's lookup is cheaper, and it settles most
+    // answers (not gRPC) before `grpc-status` is looked for.
     response.status() == http::StatusCode::OK
-        && !response.headers().contains_key(GRPC_STATUS)
         && response
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"))
+        && !response.headers().contains_key(GRPC_STATUS)
 }
 
 /// A ready name: a `&str` key would be parsed on every lookup.
