@@ -103,8 +103,9 @@ bench-core:
 bench-go:
 	GO=$(GO) bash bench/go.sh
 
-# levee run beside HAProxy and nginx (Debian's packages, installed if missing) on loopback:
-# max throughput, fixed-rate latency, CPU per request, peak RSS, as ratios to HAProxy.
+# levee run beside HAProxy and nginx (Debian's packages, installed if missing) and bare hyper
+# (bench/hyper-floor, the floor of levee's stack) on loopback: max throughput, fixed-rate
+# latency, CPU per request, peak RSS, as ratios to HAProxy.
 bench-proxy:
 	CARGO=$(CARGO) bash bench/proxy.sh
 
