@@ -30,56 +30,12 @@ build_release -p levee-bench-hyper-floor
 UP_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
-cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        location / { default_type application/json; return 200 '{"id":"1","name":"item 1","served_by":"bench"}'; }
-    }
-}
-EOF
-nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
+write_upstream_nginx_config "$WORK" "$UP_PORT"
+nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
 PIDS+=($!)
 wait_port "$UP_PORT" "the upstream (nginx)"
 
-# The same levee config as bench/proxy.sh's.
-cat >"$WORK/levee.yaml" <<EOF
-service: bench
-listeners:
-  - address: 127.0.0.1:$PROXY_PORT
-admin:
-  address: 127.0.0.1:$ADMIN_PORT
-drain: {delay: 0s, timeout: 1s}
-upstreams:
-  upstream:
-    endpoints: [127.0.0.1:$UP_PORT]
-    connect_timeout: 1s
-    breaker:
-      failure_rate_threshold: 50
-      minimum_calls: 20
-      open: {wait: 5s}
-    bulkhead: {max_concurrent: 1024}
-routes:
-  - name: items
-    upstream: upstream
-    timeout: 2s
-    criticality: critical
-    retry:
-      max_attempts: 2
-      retry_on: [connect_failure, reset, 502, 503, 504]
-EOF
+write_levee_config "$WORK/levee.yaml" "$PROXY_PORT" "$ADMIN_PORT" "$UP_PORT"
 case "$PROXY" in
 levee) command=("$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1) ;;
 hyper) command=("$TARGET_DIR/release/hyper-floor" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$UP_PORT") ;;

@@ -59,3 +59,62 @@ stop() { # pid
 	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
 	PIDS=("${keep[@]}")
 }
+
+# The static upstream both proxy benchmarks measure against: one nginx worker answering every
+# request with a 47-byte JSON body, no log, keep-alive without limit.
+#   write_upstream_nginx_config DIR PORT   (DIR/nginx.conf; DIR also holds its pid and temp files)
+write_upstream_nginx_config() {
+	cat >"$1/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $1;
+    proxy_temp_path $1;
+    fastcgi_temp_path $1;
+    uwsgi_temp_path $1;
+    scgi_temp_path $1;
+    server {
+        listen 127.0.0.1:$2;
+        location / { default_type application/json; return 200 '{"id":"1","name":"item 1","served_by":"bench"}'; }
+    }
+}
+EOF
+}
+
+# The levee config both proxy benchmarks measure: one route to the upstream with an enforcing
+# breaker (SPEC defaults spelled out), a bulkhead above any benchmark's connections (so it
+# admits every call) and retries on connect failures, resets and 502-504.
+#   write_levee_config FILE PROXY_PORT ADMIN_PORT UPSTREAM_PORT
+write_levee_config() {
+	cat >"$1" <<EOF
+service: bench
+listeners:
+  - address: 127.0.0.1:$2
+admin:
+  address: 127.0.0.1:$3
+drain: {delay: 0s, timeout: 1s}
+upstreams:
+  upstream:
+    endpoints: [127.0.0.1:$4]
+    connect_timeout: 1s
+    breaker:
+      failure_rate_threshold: 50
+      minimum_calls: 20
+      open: {wait: 5s}
+    bulkhead: {max_concurrent: 1024}
+routes:
+  - name: items
+    upstream: upstream
+    timeout: 2s
+    criticality: critical
+    retry:
+      max_attempts: 2
+      retry_on: [connect_failure, reset, 502, 503, 504]
+EOF
+}

@@ -94,31 +94,10 @@ peak_rss() {
 
 # --- the upstream ---------------------------------------------------------------------------
 UP_PORT=$(free_port)
-BODY='{"id":"1","name":"item 1","served_by":"bench"}'
 case "$UPSTREAM" in
 nginx)
 	mkdir -p "$WORK/upstream"
-	cat >"$WORK/upstream/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $WORK/upstream;
-    proxy_temp_path $WORK/upstream;
-    fastcgi_temp_path $WORK/upstream;
-    uwsgi_temp_path $WORK/upstream;
-    scgi_temp_path $WORK/upstream;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        location / { default_type application/json; return 200 '$BODY'; }
-    }
-}
-EOF
+	write_upstream_nginx_config "$WORK/upstream" "$UP_PORT"
 	"${PIN_CLIENT[@]}" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log" &
 	UP_PIDS=("$!")
 	PIDS+=($!)
@@ -143,31 +122,7 @@ ADMIN_PORT=$(free_port)
 
 start_levee() {
 	mkdir -p "$WORK/levee"
-	cat >"$WORK/levee/levee.yaml" <<EOF
-service: bench
-listeners:
-  - address: 127.0.0.1:$PROXY_PORT
-admin:
-  address: 127.0.0.1:$ADMIN_PORT
-drain: {delay: 0s, timeout: 1s}
-upstreams:
-  upstream:
-    endpoints: [127.0.0.1:$UP_PORT]
-    connect_timeout: 1s
-    breaker:                          # enforcing, SPEC defaults spelled out
-      failure_rate_threshold: 50
-      minimum_calls: 20
-      open: {wait: 5s}
-    bulkhead: {max_concurrent: 1024}  # above the connections, so it admits every call
-routes:
-  - name: items
-    upstream: upstream
-    timeout: 2s
-    criticality: critical
-    retry:
-      max_attempts: 2
-      retry_on: [connect_failure, reset, 502, 503, 504]
-EOF
+	write_levee_config "$WORK/levee/levee.yaml" "$PROXY_PORT" "$ADMIN_PORT" "$UP_PORT"
 	local level=info
 	[ "$LOGS" = on ] || level=warn
 	LEVEE_LOG=$level "${PIN_PROXY[@]}" "$LEVEE_BIN" run --config "$WORK/levee/levee.yaml" --threads 1 \
