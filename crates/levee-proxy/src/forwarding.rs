@@ -42,15 +42,21 @@ fn hop_by_hop_index(name: &str) -> Option<u32> {
 
 const TE_INDEX: u32 = 8;
 
-/// Whether a `Connection` value lists only names of [`HOP_BY_HOP`] (a keep-alive upstream's
-/// `keep-alive`), any case: nothing more to remove for it.
-fn is_fixed_token_list(value: &str) -> bool {
-    value.split(',').map(str::trim).all(|token| {
-        token.is_empty()
-            || HOP_BY_HOP
-                .iter()
-                .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
-    })
+/// Whether a `Connection` token is one of [`HOP_BY_HOP`]'s names (any case), removed anyway.
+fn is_fixed_name(token: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
+}
+
+/// The tokens of `Connection` values, trimmed.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names. `TE` is kept
@@ -69,28 +75,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     if present & 1 != 0 {
         // Names the `Connection` header lists beyond the fixed ones (rare: usually it says
-        // `keep-alive` or `close`) are removed too; only then are they collected.
-        let listed_beyond_fixed = |headers: &HeaderMap| {
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .filter(|token| {
-                    !HOP_BY_HOP
-                        .iter()
-                        .any(|fixed| fixed.as_str().eq_ignore_ascii_case(token))
-                })
+        // `keep-alive`) are removed too; only then are they collected.
+        if !connection_tokens(headers).all(|t| t.is_empty() || is_fixed_name(t)) {
+            let named: Vec<HeaderName> = connection_tokens(headers)
+                .filter(|token| !is_fixed_name(token))
                 .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-                .collect::<Vec<HeaderName>>()
-        };
-        let fixed_only = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .all(|v| v.to_str().is_ok_and(is_fixed_token_list));
-        if !fixed_only {
-            for name in &listed_beyond_fixed(headers) {
+                .collect();
+            for name in &named {
                 headers.remove(name);
             }
         }
