@@ -359,14 +359,25 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Lowercase hex of `bytes` into `out` (twice as long).
+/// Lowercase hex of `bytes` into `out` (twice as long). A request's ids are written out a few
+/// times (`traceparent`, its log fields), so each byte is one lookup of its two digits.
 fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    for (&b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
+
+/// The two lowercase hex digits of every byte.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = [DIGITS[b >> 4], DIGITS[b & 0x0f]];
+        b += 1;
+    }
+    table
+};
 
 /// Hex digits as `&str` (always ASCII; never the empty fallback in practice).
 fn ascii(hex: &[u8]) -> &str {
@@ -413,6 +424,16 @@ mod tests {
         assert_eq!(tp.parent_id.to_hex(), "00f067aa0ba902b7");
         assert_eq!(tp.to_string(), VALID);
         assert_eq!(tp.to_header_value(), VALID);
+    }
+
+    #[test]
+    fn every_byte_is_written_as_two_lowercase_hex_digits() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = vec![0u8; 512];
+        hex_into(&bytes, &mut out);
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+        assert_eq!(decode_hex(&out, &mut vec![0u8; 256]), Some(()));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! subscriber, it is an `INFO` event of target `levee::access`. Either way the filter decides:
 //! `LEVEE_LOG` directives on the target and level (`info,levee::access=off`) apply.
 
-use crate::logging::{write_request_line, FieldValue};
+use crate::logging::{write_request_line, EventFields, EventKeys, FieldValue};
 use crate::RequestContext;
 
 /// The target of access lines, for log filters.
@@ -78,16 +78,28 @@ impl AccessLine<'_> {
     }
 
     /// The event's fields, in the event's order.
-    fn fields(&self) -> [(&'static str, FieldValue<'_>); 7] {
-        [
-            ("status", FieldValue::U64(u64::from(self.status))),
-            ("outcome", FieldValue::Str(self.outcome)),
-            ("code", FieldValue::Str(self.code)),
-            ("endpoint", FieldValue::Str(self.endpoint)),
-            ("attempts", FieldValue::U64(u64::from(self.attempts))),
-            ("fallback", FieldValue::Str(self.fallback)),
-            ("duration_ms", FieldValue::F64(self.duration_ms)),
-        ]
+    fn fields(&self) -> EventFields<'_, 7> {
+        static KEYS: EventKeys<7> = EventKeys::new([
+            "status",
+            "outcome",
+            "code",
+            "endpoint",
+            "attempts",
+            "fallback",
+            "duration_ms",
+        ]);
+        EventFields {
+            keys: &KEYS,
+            values: [
+                FieldValue::U64(u64::from(self.status)),
+                FieldValue::Str(self.outcome),
+                FieldValue::Str(self.code),
+                FieldValue::Str(self.endpoint),
+                FieldValue::U64(u64::from(self.attempts)),
+                FieldValue::Str(self.fallback),
+                FieldValue::F64(self.duration_ms),
+            ],
+        }
     }
 }
 

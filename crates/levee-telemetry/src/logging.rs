@@ -158,6 +158,88 @@ pub(crate) enum FieldValue<'a> {
     F64(f64),
 }
 
+/// The names of an event's fields written by [`write_request_line`], worked out at compile
+/// time: each key's JSON text (`,"status":`) and a Bloom filter of the names, which the
+/// request's context fields are checked against. A name JsonLayer would rename (`level`) or
+/// that needs escaping is a compile error.
+pub(crate) struct EventKeys<const N: usize> {
+    names: [&'static str; N],
+    rendered: [RenderedKey; N],
+    /// The names', `message`'s and `span`'s bits.
+    bloom: u128,
+}
+
+impl<const N: usize> EventKeys<N> {
+    pub(crate) const fn new(names: [&'static str; N]) -> Self {
+        let mut rendered = [RenderedKey::EMPTY; N];
+        let mut bloom = Key::new("message").bloom_bit() | Key::new("span").bloom_bit();
+        let mut i = 0;
+        while i < N {
+            let key = Key::new(names[i]);
+            assert!(
+                !key.prefixed,
+                "a reserved name would be written as field.<name>"
+            );
+            rendered[i] = RenderedKey::new(names[i]);
+            bloom |= key.bloom_bit();
+            i += 1;
+        }
+        EventKeys {
+            names,
+            rendered,
+            bloom,
+        }
+    }
+}
+
+/// The values of an event's fields, in the order of its [`EventKeys`].
+pub(crate) struct EventFields<'a, const N: usize> {
+    pub(crate) keys: &'static EventKeys<N>,
+    pub(crate) values: [FieldValue<'a>; N],
+}
+
+/// `,"name":` for a name from code, made at compile time.
+#[derive(Clone, Copy)]
+struct RenderedKey {
+    bytes: [u8; RenderedKey::CAPACITY],
+    len: usize,
+}
+
+impl RenderedKey {
+    const CAPACITY: usize = 48;
+    const EMPTY: RenderedKey = RenderedKey {
+        bytes: [0; RenderedKey::CAPACITY],
+        len: 0,
+    };
+
+    const fn new(name: &str) -> RenderedKey {
+        let name = name.as_bytes();
+        assert!(
+            name.len() + 4 <= RenderedKey::CAPACITY,
+            "field name too long"
+        );
+        let mut bytes = [0; RenderedKey::CAPACITY];
+        bytes[0] = b',';
+        bytes[1] = b'"';
+        let mut i = 0;
+        while i < name.len() {
+            assert!(!NEEDS_ESCAPE[name[i] as usize], "field name needs escaping");
+            bytes[2 + i] = name[i];
+            i += 1;
+        }
+        bytes[2 + i] = b'"';
+        bytes[3 + i] = b':';
+        RenderedKey {
+            bytes,
+            len: name.len() + 4,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// True when [`init_logging`] installed JSON logs: then [`JsonLayer`] takes a request's fields
 /// from its [`RequestContext`] and the proxy needs no `tracing` span per request (a span is
 /// still wanted for text logs, and under any other subscriber, such as a test's).
@@ -172,12 +254,12 @@ pub fn request_spans_wanted() -> bool {
 /// [`init_logging`]), and the caller logs an event instead.
 ///
 /// The caller checks the filter (`tracing::enabled!`) first.
-pub(crate) fn write_request_line(
+pub(crate) fn write_request_line<const N: usize>(
     context: &RequestContext,
     level: &Level,
     target: &'static str,
     message: &'static str,
-    fields: &[(&'static str, FieldValue<'_>)],
+    fields: &EventFields<'_, N>,
 ) -> bool {
     match DIRECT.get() {
         Some(sink) => write_request_line_to(sink, context, level, target, message, fields),
@@ -186,13 +268,13 @@ pub(crate) fn write_request_line(
 }
 
 /// [`write_request_line`] to a given output (tests compare it with [`JsonLayer`]'s line).
-pub(crate) fn write_request_line_to(
+pub(crate) fn write_request_line_to<const N: usize>(
     sink: &LineBuffer,
     context: &RequestContext,
     level: &Level,
     target: &'static str,
     message: &'static str,
-    fields: &[(&'static str, FieldValue<'_>)],
+    fields: &EventFields<'_, N>,
 ) -> bool {
     SCRATCH.with(|scratch| {
         let Ok(mut scratch) = scratch.try_borrow_mut() else {
@@ -211,15 +293,12 @@ pub(crate) fn write_request_line_to(
         write_code_str(out, target);
         // A context field the event also has would be replaced in place by JsonLayer; rather
         // than reproduce that, such a line goes the event's way (a Bloom filter of the event's
-        // names keeps the check to a bit test per field).
-        let event_names = fields.iter().fold(
-            Key::new("message").bloom_bit() | Key::new("span").bloom_bit(),
-            |bits, (name, _)| bits | Key::new(name).bloom_bit(),
-        );
+        // names, made at compile time, keeps the check to a bit test per field).
+        let keys = fields.keys;
         for (name, value) in context.lock().iter() {
             let key = Key::new(name);
-            if event_names & key.bloom_bit() != 0
-                && (name == "message" || name == "span" || fields.iter().any(|(n, _)| *n == name))
+            if keys.bloom & key.bloom_bit() != 0
+                && (name == "message" || name == "span" || keys.names.contains(&name))
             {
                 return false;
             }
@@ -228,8 +307,8 @@ pub(crate) fn write_request_line_to(
         }
         out.extend_from_slice(b",\"message\":");
         write_code_str(out, message);
-        for &(name, value) in fields {
-            write_code_key(out, Key::new(name));
+        for (key, value) in keys.rendered.iter().zip(fields.values) {
+            out.extend_from_slice(key.as_bytes());
             match value {
                 FieldValue::Str(text) => write_json_str(out, text),
                 FieldValue::U64(n) => write_u64(out, n),
@@ -386,25 +465,46 @@ struct Key {
 }
 
 impl Key {
-    fn new(name: &'static str) -> Key {
-        Key {
-            name,
-            prefixed: RESERVED.contains(&name),
+    const fn new(name: &'static str) -> Key {
+        let mut prefixed = false;
+        let mut i = 0;
+        while i < RESERVED.len() {
+            prefixed |= same_bytes(RESERVED[i].as_bytes(), name.as_bytes());
+            i += 1;
         }
+        Key { name, prefixed }
     }
 
     /// One of 128 bits, from the name's length and its first and last bytes.
-    fn bloom_bit(self) -> u128 {
+    const fn bloom_bit(self) -> u128 {
         let bytes = self.name.as_bytes();
-        let first = bytes.first().copied().unwrap_or(0);
-        let last = bytes.last().copied().unwrap_or(0);
+        let (first, last) = match bytes {
+            [] => (0, 0),
+            [first, .., last] => (*first, *last),
+            [only] => (*only, *only),
+        };
         let h = (bytes.len() as u32)
             .wrapping_mul(31)
-            .wrapping_add(u32::from(first).wrapping_mul(7))
-            .wrapping_add(u32::from(last))
-            .wrapping_add(u32::from(self.prefixed));
+            .wrapping_add((first as u32).wrapping_mul(7))
+            .wrapping_add(last as u32)
+            .wrapping_add(self.prefixed as u32);
         1u128 << (h % 128)
     }
+}
+
+/// `a == b`, usable in a `const fn`.
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The line being assembled: keys in first-seen order, each pointing at its value's JSON text
