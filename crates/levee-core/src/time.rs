@@ -66,12 +66,20 @@ pub trait Clock: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// The timestamp of an instant already read (an edge that read the clock once for
+    /// several uses), on the same scale as [`SystemClock::now`].
+    pub fn timestamp_of(instant: Instant) -> Timestamp {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(|| instant);
+        // Start one hour in so that "an hour ago" is still a valid timestamp.
+        Timestamp(duration_nanos(instant.saturating_duration_since(origin)) + 3_600_000_000_000)
+    }
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        let origin = *ORIGIN.get_or_init(Instant::now);
-        // Start one hour in so that "an hour ago" is still a valid timestamp.
-        Timestamp(duration_nanos(origin.elapsed()) + 3_600_000_000_000)
+        SystemClock::timestamp_of(Instant::now())
     }
 }
 

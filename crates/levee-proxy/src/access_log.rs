@@ -42,7 +42,7 @@ impl AccessLog {
         AccessLog(Arc::new(Inner {
             context,
             span,
-            started: Instant::now(),
+            started: crate::clock::now(),
             fields: Mutex::new(Fields::default()),
         }))
     }
@@ -98,7 +98,10 @@ impl Drop for Inner {
             endpoint: f.endpoint.as_deref().map_or("", Endpoint::address),
             attempts: f.attempts,
             fallback: f.fallback.unwrap_or(""),
-            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: crate::clock::now()
+                .saturating_duration_since(self.started)
+                .as_secs_f64()
+                * 1000.0,
         }
         .log(&self.context, &self.span);
     }

@@ -29,15 +29,17 @@ use crate::forwarding;
 use crate::runtime::Route;
 use crate::upstream::{Chosen, Upstream};
 use http::request::Parts;
+use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use levee_core::breaker::{Permit, Transition};
 use levee_core::outcome::{classify, classify_grpc, AttemptResult};
-use levee_core::time::{SystemClock, Timestamp};
-use levee_core::{Clock, Outcome};
+use levee_core::time::Timestamp;
+use levee_core::Outcome;
 use levee_http::TraceContext;
 use levee_registry_client::ProbeLease;
 use levee_telemetry::Metrics;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +108,7 @@ pub fn build_request(
     out: Outbound<'_>,
 ) -> Result<Request<ProxyBody>, http::Error> {
     let version = client::version(upstream.config().protocol);
-    let uri = forwarding::upstream_uri(&out.parts.uri, chosen.endpoint.authority())?;
+    let uri = forwarding::upstream_uri(&out.parts.uri, chosen.endpoint.authority(), version)?;
     let mut headers = forwarding::upstream_headers(
         &out.parts.headers,
         &out.parts.uri,
@@ -132,41 +134,47 @@ pub fn build_request(
     Ok(request)
 }
 
-/// Sends `request` and waits for the response head at most `timeout`.
-pub async fn send(
-    upstream: &Upstream,
+/// Sends `request` to `endpoint` and waits for the response head at most `timeout`.
+///
+/// The request goes into the client's future at once, so this future does not hold it as well
+/// (an `async fn` would: its by-value arguments stay in its state).
+pub fn send<'a>(
+    upstream: &'a Upstream,
+    endpoint: &'a Authority,
     request: Request<ProxyBody>,
     timeout: Option<Duration>,
-) -> AttemptEnd {
-    let call = upstream.client().request(request);
-    let answered = match timeout {
-        Some(t) => match tokio::time::timeout(t, call).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                return AttemptEnd::Failed {
-                    result: AttemptResult::Timeout,
-                    outcome: Outcome::Timeout,
-                    detail: format!("no response within {} ms", t.as_millis()),
+) -> impl Future<Output = AttemptEnd> + Send + 'a {
+    let call = upstream.client().request(endpoint, request);
+    async move {
+        let answered = match timeout {
+            Some(t) => match tokio::time::timeout(t, call).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    return AttemptEnd::Failed {
+                        result: AttemptResult::Timeout,
+                        outcome: Outcome::Timeout,
+                        detail: format!("no response within {} ms", t.as_millis()),
+                    }
+                }
+            },
+            None => call.await,
+        };
+        match answered {
+            Ok(response) => {
+                let (result, outcome) = classify_response(&response, upstream);
+                AttemptEnd::Response {
+                    response,
+                    result,
+                    outcome,
                 }
             }
-        },
-        None => call.await,
-    };
-    match answered {
-        Ok(response) => {
-            let (result, outcome) = classify_response(&response, upstream);
-            AttemptEnd::Response {
-                response,
-                result,
-                outcome,
-            }
-        }
-        Err(e) => {
-            let result = client::classify_error(&e);
-            AttemptEnd::Failed {
-                result,
-                outcome: classify(result, &upstream.config().failure_statuses),
-                detail: client::describe(&e),
+            Err(e) => {
+                let result = client::classify_error(&e);
+                AttemptEnd::Failed {
+                    result,
+                    outcome: classify(result, &upstream.config().failure_statuses),
+                    detail: client::describe(&e),
+                }
             }
         }
     }
@@ -303,7 +311,7 @@ impl AttemptRecord {
             metrics,
             fleet: fleet.cloned(),
             lease: None,
-            started: Instant::now(),
+            started: crate::clock::now(),
             answered: None,
         }
     }
@@ -311,7 +319,7 @@ impl AttemptRecord {
     /// Notes that the attempt was answered now (response head or failure): the duration later
     /// recorded is this one, which is returned.
     pub fn mark_answered(&mut self) -> Duration {
-        let took = self.started.elapsed();
+        let took = crate::clock::now().saturating_duration_since(self.started);
         self.answered = Some(took);
         took
     }
@@ -320,12 +328,12 @@ impl AttemptRecord {
     /// clock restarts, so the wait for the lease is not counted as the upstream's latency.
     pub fn attach_lease(&mut self, lease: ProbeLease) {
         self.lease = Some(lease);
-        self.started = Instant::now();
+        self.started = crate::clock::now();
     }
 
     /// Records `outcome`; returns the breaker transition it caused.
     pub fn finish(self, outcome: Outcome) -> Option<Transition> {
-        self.finish_at(outcome, SystemClock.now())
+        self.finish_at(outcome, crate::clock::timestamp())
     }
 
     /// [`finish`](Self::finish) with the caller's reading of the clock.
@@ -335,7 +343,9 @@ impl AttemptRecord {
 
     fn report(&mut self, outcome: Outcome, now: Timestamp) -> Option<Transition> {
         let permit = self.permit.take()?;
-        let duration = self.answered.unwrap_or_else(|| self.started.elapsed());
+        let duration = self
+            .answered
+            .unwrap_or_else(|| crate::clock::now().saturating_duration_since(self.started));
         let route = &self.route;
         route
             .endpoint_metrics(&self.metrics)
@@ -358,7 +368,7 @@ impl AttemptRecord {
 impl Drop for AttemptRecord {
     fn drop(&mut self) {
         if self.permit.is_some() {
-            self.report(Outcome::Cancelled, SystemClock.now());
+            self.report(Outcome::Cancelled, crate::clock::timestamp());
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use crate::body::ProxyBody;
 use crate::pool::{self, Http1Pool, PoolError};
+use futures_util::future::Either;
+use futures_util::TryFutureExt as _;
 use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -14,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use levee_config::{UpstreamConfig, UpstreamProtocol};
 use levee_core::outcome::AttemptResult;
 use std::error::Error as _;
+use std::future::Future;
 use std::sync::Arc;
 
 /// The pooled client of one upstream.
@@ -54,14 +57,20 @@ impl std::error::Error for ClientError {
 impl UpstreamClient {
     /// Sends `request` (absolute URI naming the endpoint) and waits for the response head.
     /// Dropping the future cancels the upstream request.
-    pub async fn request(
-        &self,
+    ///
+    /// Not an `async fn`, which would keep the request in its state beside the future it is
+    /// moved into.
+    pub fn request<'a>(
+        &'a self,
+        endpoint: &'a Authority,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, ClientError> {
+    ) -> impl Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'a {
         match self {
-            UpstreamClient::Http1(pool) => pool.send(request).await.map_err(ClientError::Pool),
+            UpstreamClient::Http1(pool) => {
+                Either::Left(pool.send(endpoint, request).map_err(ClientError::Pool))
+            }
             UpstreamClient::H2(client) => {
-                client.request(request).await.map_err(ClientError::Legacy)
+                Either::Right(client.request(request).map_err(ClientError::Legacy))
             }
         }
     }

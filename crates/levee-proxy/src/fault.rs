@@ -42,6 +42,7 @@ use crate::runtime::{Route, Runtime};
 use bytes::Bytes;
 use futures_util::future::Either;
 use http::header::CONTENT_TYPE;
+use http::uri::Authority;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
@@ -287,6 +288,7 @@ pub(crate) fn send<'a>(
     call: &CallFault,
     route: &'a Route,
     shared: &'a Shared,
+    endpoint: &'a Authority,
     request: Request<ProxyBody>,
     timeout: Option<Duration>,
 ) -> Either<impl Future<Output = AttemptEnd> + Send + 'a, InjectedAttempt<'a>> {
@@ -295,9 +297,11 @@ pub(crate) fn send<'a>(
     // the injected path is boxed instead, as drills are rare.
     let decision = route.faults.decide(call, route, shared.random.as_ref());
     if decision.is_none() {
-        return Either::Left(attempt::send(&route.upstream, request, timeout));
+        return Either::Left(attempt::send(&route.upstream, endpoint, request, timeout));
     }
-    Either::Right(Box::pin(inject(decision, route, shared, request, timeout)))
+    Either::Right(Box::pin(inject(
+        decision, route, shared, endpoint, request, timeout,
+    )))
 }
 
 /// An attempt with a fault in place of (or before) the upstream call.
@@ -307,6 +311,7 @@ async fn inject(
     decision: FaultDecision,
     route: &Route,
     shared: &Shared,
+    endpoint: &Authority,
     request: Request<ProxyBody>,
     timeout: Option<Duration>,
 ) -> AttemptEnd {
@@ -324,7 +329,7 @@ async fn inject(
         tokio::time::sleep(delay).await;
     }
     let Some(action) = decision.action else {
-        return attempt::send(&route.upstream, request, left).await;
+        return attempt::send(&route.upstream, endpoint, request, left).await;
     };
     // The upstream is not called: dropping the request drops its body.
     drop(request);

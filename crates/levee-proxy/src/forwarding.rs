@@ -196,18 +196,29 @@ fn write_ip(out: &mut [u8; 64], ip: IpAddr) -> usize {
     }
 }
 
-/// The upstream URI: the endpoint's authority with the inbound path and query. Built from
-/// parts, so the path and query are shared with the inbound URI rather than parsed again.
-pub fn upstream_uri(inbound: &Uri, authority: &http::uri::Authority) -> Result<Uri, http::Error> {
+/// The upstream URI: the inbound path and query, shared with the inbound URI rather than
+/// parsed again.
+///
+/// An HTTP/1.1 upstream gets the origin form (`/path?query`) its request line carries: the
+/// endpoint is chosen by the authority given to the client beside the request, and building
+/// the absolute form only to take it apart again in the pool cost a URI's worth of work per
+/// request. HTTP/2 gets the absolute form, whose authority becomes `:authority`.
+pub fn upstream_uri(
+    inbound: &Uri,
+    authority: &http::uri::Authority,
+    version: Version,
+) -> Result<Uri, http::Error> {
+    let path_and_query = inbound
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    if version < Version::HTTP_2 {
+        return Ok(Uri::from(path_and_query));
+    }
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(http::uri::Scheme::HTTP);
     parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(
-        inbound
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
+    parts.path_and_query = Some(path_and_query);
     Ok(Uri::from_parts(parts)?)
 }
 
@@ -316,8 +327,13 @@ mod tests {
         assert!(h2.get(header::HOST).is_none());
         let authority: http::uri::Authority = "127.0.0.1:7001".parse().expect("authority");
         assert_eq!(
-            upstream_uri(&uri, &authority).expect("uri").to_string(),
+            upstream_uri(&uri, &authority, Version::HTTP_2)
+                .expect("uri")
+                .to_string(),
             "http://127.0.0.1:7001/items?id=1"
         );
+        let origin_form = upstream_uri(&uri, &authority, Version::HTTP_11).expect("uri");
+        assert_eq!(origin_form.to_string(), "/items?id=1");
+        assert!(origin_form.authority().is_none());
     }
 }

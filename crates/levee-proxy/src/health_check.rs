@@ -81,7 +81,12 @@ async fn check_one(
         "user-agent",
         http::HeaderValue::from_static("levee-health-check"),
     );
-    match tokio::time::timeout(config.timeout, upstream.client().request(request)).await {
+    match tokio::time::timeout(
+        config.timeout,
+        upstream.client().request(authority, request),
+    )
+    .await
+    {
         Err(_) => Err(format!("no answer within {:?}", config.timeout)),
         Ok(Err(e)) => Err(client::describe(&e)),
         Ok(Ok(response)) if response.status().is_success() => Ok(()),

@@ -29,6 +29,7 @@ mod attempt;
 pub mod body;
 mod carried;
 mod client;
+mod clock;
 pub mod daemon;
 mod drain;
 mod endpoint;

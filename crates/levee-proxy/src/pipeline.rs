@@ -47,6 +47,7 @@ use crate::access_log::AccessLog;
 use crate::attempt::{self, AttemptEnd, AttemptRecord, GrpcOutcome, Outbound};
 use crate::body::{self, BodyFaultKind, ProxyBody, ReadError, RequestBody};
 use crate::carried::Carried;
+use crate::clock::PollClock;
 use crate::fleet::{Admission, Probe};
 use crate::forwarding;
 use crate::matcher;
@@ -70,7 +71,6 @@ use levee_core::rate_limit::RateDecision;
 use levee_core::retry::{
     decide, is_idempotent, parse_retry_after, GiveUpReason, RetryDecision, RetryInput,
 };
-use levee_core::time::SystemClock;
 use levee_core::{Clock, Criticality, ErrorCode, Outcome};
 use levee_http::headers::HeaderError;
 use levee_http::{DegradedKind, TraceContext};
@@ -121,10 +121,11 @@ impl Guards {
 /// Handles one request from a listener: the work up to the first await is done here, at once;
 /// the returned future does the rest.
 ///
-/// Why a plain `fn` returning a hand-written future and not an `async fn`: the request's future
-/// is moved a few times on its way into hyper's connection, and each move copies all of it; an
-/// `async fn` would hold the request, its parts and the call twice over (once as arguments,
-/// once as locals). Built here and moved once into [`Handling`], each is held once.
+/// Why a plain `fn` returning a hand-written future and not an `async fn`: an `async fn` would
+/// hold the request, its parts and the call twice over (once as arguments, once as locals).
+/// Built here, each is held once. The call's future (a few kilobytes) is boxed once, here:
+/// the small [`Handling`] around it is what moves on its way into hyper's connection, where
+/// each move of the unboxed future copied all of it (docs/benchmarks.md).
 pub(crate) fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
@@ -182,7 +183,7 @@ pub(crate) fn handle(
         carried,
     };
     Handling {
-        running: context.scope(call.run(parts, body).instrument(span)),
+        running: Box::pin(context.scope(call.run(parts, body).instrument(span))),
         request_id: Some(request_id),
         close,
     }
@@ -192,8 +193,7 @@ pin_project_lite::pin_project! {
     /// The future [`handle`] returns: the call, then the headers every answer gets and the
     /// guards attached to the response body.
     pub(crate) struct Handling<F> {
-        #[pin]
-        running: F,
+        running: Pin<Box<F>>,
         request_id: Option<HeaderValue>,
         close: bool,
     }
@@ -207,7 +207,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Attached>> {
         let this = self.project();
-        let (mut response, guards) = std::task::ready!(this.running.poll(cx));
+        let (mut response, guards) = std::task::ready!(this.running.as_mut().poll(cx));
         let headers = response.headers_mut();
         if let Some(request_id) = this.request_id.take() {
             headers.insert(levee_http::headers::name::REQUEST_ID, request_id);
@@ -244,9 +244,19 @@ struct Ended {
 }
 
 impl Call {
-    async fn run(mut self, parts: Parts, body: Incoming) -> (Response<ProxyBody>, Guards) {
-        let response = self.route_and_call(parts, body).await;
-        (response, self.guards)
+    // `run` and `route_and_call` are not `async fn`s: rustc keeps an `async fn`'s by-value
+    // arguments twice in its state (as arguments, and as the locals they are moved into), and
+    // `self` and `parts` are a few hundred bytes each; an `async move` block uses what it
+    // captured in place. The request's future is smaller by that much, and so is every copy.
+    fn run(
+        mut self,
+        parts: Parts,
+        body: Incoming,
+    ) -> impl Future<Output = (Response<ProxyBody>, Guards)> + Send {
+        async move {
+            let response = self.route_and_call(parts, body).await;
+            (response, self.guards)
+        }
     }
 
     /// `levee-criticality`, looked up only when the request carries it.
@@ -300,112 +310,119 @@ impl Call {
         responses::plain(status, detail, &self.trace_id())
     }
 
-    async fn route_and_call(&mut self, parts: Parts, body: Incoming) -> Response<ProxyBody> {
-        let runtime = self.shared.runtime();
-        let Some(route) = runtime
-            .route(&parts.method, &parts.uri, &parts.headers)
-            .cloned()
-        else {
-            return self.plain(StatusCode::NOT_FOUND, "No route matches this request.");
-        };
-        drop(runtime);
-        self.log.routed(route.name.as_str(), route.upstream.name());
-        if let Some(refused) = crate::fault::admit(&mut self.fault, &route, &self.log, &self.trace)
-        {
-            return refused;
-        }
-        let upstream = route.upstream.name();
+    fn route_and_call(
+        &mut self,
+        parts: Parts,
+        body: Incoming,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + '_ {
+        async move {
+            let runtime = self.shared.runtime();
+            let Some(route) = runtime
+                .route(&parts.method, &parts.uri, &parts.headers)
+                .cloned()
+            else {
+                return self.plain(StatusCode::NOT_FOUND, "No route matches this request.");
+            };
+            drop(runtime);
+            self.log.routed(route.name.as_str(), route.upstream.name());
+            if let Some(refused) =
+                crate::fault::admit(&mut self.fault, &route, &self.log, &self.trace)
+            {
+                return refused;
+            }
+            let upstream = route.upstream.name();
 
-        if let Some(shed_at) = route.config.shed_at_level {
-            let level = self.shared.degradation_level();
-            if level >= shed_at {
-                tracing::debug!(
-                    level,
-                    shed_at_level = shed_at,
-                    "route shed at this degradation level"
-                );
+            if let Some(shed_at) = route.config.shed_at_level {
+                let level = self.shared.degradation_level();
+                if level >= shed_at {
+                    tracing::debug!(
+                        level,
+                        shed_at_level = shed_at,
+                        "route shed at this degradation level"
+                    );
+                    self.count_rejected(&route);
+                    return self.degrade(&route, &parts, ErrorCode::FeatureDisabled, None, None);
+                }
+            }
+
+            let class = match self.criticality(&parts.headers) {
+                Ok(class) => class.unwrap_or(route.config.criticality),
+                Err(e) => {
+                    tracing::info!(error = %e, "malformed Levee header");
+                    return self.refuse(ErrorCode::BadRequest, upstream, None);
+                }
+            };
+            let inbound = match self.inbound_deadline(&parts.headers) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::info!(error = %e, "malformed Levee header");
+                    return self.refuse(ErrorCode::BadRequest, upstream, None);
+                }
+            };
+            // One reading of the clock for the decisions taken before the call (deadline, rate
+            // limit, budget, bulkhead): they happen within microseconds of each other, and each
+            // reading costs about as much as one of them.
+            let clock = PollClock;
+            let now = clock.now();
+            let deadline =
+                effective_deadline(route.config.timeout, inbound).map(|d| Deadline::after(now, d));
+            if deadline.is_some_and(|d| d.is_spent(now)) {
                 self.count_rejected(&route);
-                return self.degrade(&route, &parts, ErrorCode::FeatureDisabled, None, None);
+                return self.degrade(&route, &parts, ErrorCode::DeadlineExceeded, None, None);
             }
+
+            if let Some(limiter) = &route.rate_limiter {
+                let key = limiter
+                    .config()
+                    .key
+                    .as_ref()
+                    .and_then(|k| k.header())
+                    .and_then(|name| parts.headers.get(name))
+                    .map(HeaderValue::as_bytes);
+                if let RateDecision::Limited { retry_after } = limiter.acquire(key, now) {
+                    self.shared.metrics.rate_limited(&route.name);
+                    self.count_rejected(&route);
+                    return self.refuse(ErrorCode::RateLimited, upstream, Some(retry_after));
+                }
+            }
+
+            let limits = self.shared.runtime().config.limits.clone();
+            let mut request_body = match self.prepare_body(&parts, body, &limits).await {
+                Ok(b) => b,
+                Err(response) => return response,
+            };
+
+            // Read again: a body may have taken a while.
+            let now = clock.now();
+            let permit = match self.admit(&route, class, deadline, now).await {
+                Ok(permit) => permit,
+                Err(code) => {
+                    self.count_rejected(&route);
+                    return self.degrade(&route, &parts, code, None, None);
+                }
+            };
+            let partition = route.partition_metrics(&self.shared.metrics);
+            observe::partition_gauges(partition, &route.bulkhead);
+            let slot = SlotGuard {
+                permit: Some(permit),
+                outcome: Outcome::Cancelled,
+                partition: Arc::clone(partition),
+                bulkhead: route.bulkhead.clone(),
+            };
+
+            route.budget.deposit(now);
+            let ended = match self
+                .attempts(&route, &parts, &mut request_body, deadline)
+                .await
+            {
+                Ok(ended) => ended,
+                Err(response) => {
+                    self.guards._slot = Some(slot);
+                    return response;
+                }
+            };
+            self.answer(&route, &parts, ended, slot)
         }
-
-        let class = match self.criticality(&parts.headers) {
-            Ok(class) => class.unwrap_or(route.config.criticality),
-            Err(e) => {
-                tracing::info!(error = %e, "malformed Levee header");
-                return self.refuse(ErrorCode::BadRequest, upstream, None);
-            }
-        };
-        let inbound = match self.inbound_deadline(&parts.headers) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::info!(error = %e, "malformed Levee header");
-                return self.refuse(ErrorCode::BadRequest, upstream, None);
-            }
-        };
-        // One reading of the clock for the decisions taken before the call (deadline, rate
-        // limit, budget, bulkhead): they happen within microseconds of each other, and each
-        // reading costs about as much as one of them.
-        let clock = SystemClock;
-        let now = clock.now();
-        let deadline =
-            effective_deadline(route.config.timeout, inbound).map(|d| Deadline::after(now, d));
-        if deadline.is_some_and(|d| d.is_spent(now)) {
-            self.count_rejected(&route);
-            return self.degrade(&route, &parts, ErrorCode::DeadlineExceeded, None, None);
-        }
-
-        if let Some(limiter) = &route.rate_limiter {
-            let key = limiter
-                .config()
-                .key
-                .as_ref()
-                .and_then(|k| k.header())
-                .and_then(|name| parts.headers.get(name))
-                .map(HeaderValue::as_bytes);
-            if let RateDecision::Limited { retry_after } = limiter.acquire(key, now) {
-                self.shared.metrics.rate_limited(&route.name);
-                self.count_rejected(&route);
-                return self.refuse(ErrorCode::RateLimited, upstream, Some(retry_after));
-            }
-        }
-
-        let limits = self.shared.runtime().config.limits.clone();
-        let mut request_body = match self.prepare_body(&parts, body, &limits).await {
-            Ok(b) => b,
-            Err(response) => return response,
-        };
-
-        // Read again: a body may have taken a while.
-        let now = clock.now();
-        let permit = match self.admit(&route, class, deadline, now).await {
-            Ok(permit) => permit,
-            Err(code) => {
-                self.count_rejected(&route);
-                return self.degrade(&route, &parts, code, None, None);
-            }
-        };
-        let partition = route.partition_metrics(&self.shared.metrics);
-        observe::partition_gauges(partition, &route.bulkhead);
-        let slot = SlotGuard {
-            permit: Some(permit),
-            outcome: Outcome::Cancelled,
-            partition: Arc::clone(partition),
-            bulkhead: route.bulkhead.clone(),
-        };
-
-        route.budget.deposit(now);
-        let ended = match self
-            .attempts(&route, &parts, &mut request_body, deadline)
-            .await
-        {
-            Ok(ended) => ended,
-            Err(response) => {
-                self.guards._slot = Some(slot);
-                return response;
-            }
-        };
-        self.answer(&route, &parts, ended, slot)
     }
 
     /// Reads small bodies whole (for retries) and wraps the others in their limits.
@@ -472,7 +489,7 @@ impl Call {
         deadline: Option<Deadline>,
         now: levee_core::Timestamp,
     ) -> Result<BulkheadPermit, ErrorCode> {
-        let clock = SystemClock;
+        let clock = PollClock;
         let metrics = &self.shared.metrics;
         let rejected = |r: levee_core::bulkhead::Rejection| {
             route
@@ -517,7 +534,7 @@ impl Call {
         request_body: &mut RequestBody,
         deadline: Option<Deadline>,
     ) -> Result<Ended, Response<ProxyBody>> {
-        let clock = SystemClock;
+        let clock = PollClock;
         let metrics = Arc::clone(&self.shared.metrics);
         let upstream = &route.upstream;
         let idempotent = is_idempotent(
@@ -626,9 +643,16 @@ impl Call {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    let end =
-                        crate::fault::send(&self.fault, route, &self.shared, request, timeout)
-                            .await;
+                    let endpoint = chosen.endpoint.authority();
+                    let end = crate::fault::send(
+                        &self.fault,
+                        route,
+                        &self.shared,
+                        endpoint,
+                        request,
+                        timeout,
+                    )
+                    .await;
                     now = clock.now();
                     let elapsed = record.mark_answered();
                     if let (AttemptEnd::Failed { .. }, Some(kind)) = (&end, request_body.fault()) {
@@ -761,7 +785,7 @@ impl Call {
 
     /// Time until the route's breakers (local and fleet) probe again, when one is open.
     fn breaker_wait(&self, route: &Route) -> Option<Duration> {
-        let local = route.breaker.snapshot(SystemClock.now()).open_remaining;
+        let local = route.breaker.snapshot(PollClock.now()).open_remaining;
         match (local, route.gate.open_remaining()) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -842,7 +866,7 @@ impl Call {
                     matcher::request_host(&parts.uri, &parts.headers),
                     &parts.uri,
                 );
-                if let Some((cached, age)) = cache.get(&key, SystemClock.now()) {
+                if let Some((cached, age)) = cache.get(&key, PollClock.now()) {
                     route_metrics.fallback(&route.name, DegradedKind::Stale);
                     tracing::warn!(
                         reason = code.as_str(),
@@ -915,7 +939,7 @@ struct SlotGuard {
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
-            permit.complete(self.outcome, SystemClock.now());
+            permit.complete(self.outcome, PollClock.now());
         }
         observe::partition_gauges(&self.partition, &self.bulkhead);
     }

@@ -30,6 +30,7 @@ use http::{header, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -87,43 +88,43 @@ impl Http1Pool {
         pool
     }
 
-    /// Sends `request` (absolute URI `http://host:port/…`) and waits for the response head.
-    pub async fn send(
-        &self,
+    /// Sends `request` to the endpoint `authority` and waits for the response head. The URI
+    /// may be in origin form (`/path`, the proxy's) or absolute (a health check's).
+    pub fn send<'a>(
+        &'a self,
+        authority: &'a Authority,
         mut request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, PoolError> {
-        let Some(authority) = request.uri().authority().cloned() else {
-            return Err(PoolError::Connect(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the upstream URI has no authority",
-            )));
-        };
-        let slot = self.endpoints.iter().find(|e| e.authority == authority);
-        to_origin_form(&mut request, &authority);
-        if let Some(slot) = slot {
-            if let Some(mut sender) = slot.checkout() {
-                match sender.try_send_request(request).await {
-                    Ok(response) => {
-                        slot.put(sender);
-                        return Ok(response);
+    ) -> impl Future<Output = Result<Response<Incoming>, PoolError>> + Send + 'a {
+        // Not an `async fn`, which would keep the request twice in its state (as the
+        // argument and as the local it is moved into).
+        let slot = self.endpoints.iter().find(|e| e.authority == *authority);
+        to_origin_form(&mut request, authority);
+        async move {
+            if let Some(slot) = slot {
+                if let Some(mut sender) = slot.checkout() {
+                    match sender.try_send_request(request).await {
+                        Ok(response) => {
+                            slot.put(sender);
+                            return Ok(response);
+                        }
+                        Err(mut e) => match e.take_message() {
+                            // Closed before anything was written: try once on a fresh one.
+                            Some(unsent) => request = unsent,
+                            None => return Err(PoolError::Http(e.into_error())),
+                        },
                     }
-                    Err(mut e) => match e.take_message() {
-                        // Closed before anything was written: try once on a fresh one.
-                        Some(unsent) => request = unsent,
-                        None => return Err(PoolError::Http(e.into_error())),
-                    },
                 }
             }
+            let mut sender = connect(authority, self.connect_timeout).await?;
+            let response = sender
+                .try_send_request(request)
+                .await
+                .map_err(|e| PoolError::Http(e.into_error()))?;
+            if let Some(slot) = slot {
+                slot.put(sender);
+            }
+            Ok(response)
         }
-        let mut sender = connect(&authority, self.connect_timeout).await?;
-        let response = sender
-            .try_send_request(request)
-            .await
-            .map_err(|e| PoolError::Http(e.into_error()))?;
-        if let Some(slot) = slot {
-            slot.put(sender);
-        }
-        Ok(response)
     }
 
     fn prune(&self, now: Instant) {
@@ -146,7 +147,7 @@ impl EndpointPool {
             if entry.sender.is_closed() {
                 idle.remove(i);
             } else if entry.sender.is_ready() {
-                let now = *now.get_or_insert_with(Instant::now);
+                let now = *now.get_or_insert_with(crate::clock::now);
                 let entry = idle.remove(i);
                 if expired(&entry, now) {
                     continue;
@@ -160,7 +161,7 @@ impl EndpointPool {
     fn put(&self, sender: SendRequest<ProxyBody>) {
         let entry = Idle {
             sender,
-            since: Instant::now(),
+            since: crate::clock::now(),
         };
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= MAX_IDLE_PER_ENDPOINT {
@@ -184,15 +185,17 @@ async fn reap(pool: Weak<Http1Pool>) {
     }
 }
 
-/// HTTP/1.1 requests carry the path only; `Host` is the endpoint's when the client sent none
-/// (what the legacy client did).
+/// HTTP/1.1 requests carry the path only (the proxy's already do; a health check's URI is
+/// absolute); `Host` is the endpoint's when the client sent none (what the legacy client did).
 fn to_origin_form(request: &mut Request<ProxyBody>, authority: &Authority) {
-    let path = request
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *request.uri_mut() = Uri::from(path);
+    if request.uri().authority().is_some() {
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path);
+    }
     if !request.headers().contains_key(header::HOST) {
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
             request.headers_mut().insert(header::HOST, host);

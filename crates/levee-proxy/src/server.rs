@@ -28,6 +28,7 @@ use crate::pipeline::{self, ConnInfo};
 use crate::proxy::{Proxy, Shared};
 use crate::responses;
 use crate::tls;
+use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,7 +38,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -243,7 +244,7 @@ async fn drive<I>(
     io: TokioIo<I>,
     info: ConnInfo,
     limits: LimitsConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -277,10 +278,8 @@ async fn drive<I>(
                 None
             };
             let guards = pipeline::Guards::new(activity.begin());
-            // No `async` block around the pipeline's future and not boxed: each would copy
-            // the whole future (a few kilobytes) once more per request; a box per request in
-            // flight also cost about 0.6 MiB of peak RSS at 64 connections against a 20 MiB
-            // budget (docs/benchmarks.md).
+            // No `async` block around the pipeline's future: it would be one more state
+            // machine to move (the call's own future is boxed inside `handle`).
             let (shared, info) = (Arc::clone(&shared), info.clone());
             Answer::new(
                 move || pipeline::handle(shared, info, request, carried, guards),
@@ -290,32 +289,82 @@ async fn drive<I>(
     };
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
+    // Stop and idleness are watched by a task of their own, which raises `close`: this task is
+    // woken for nearly every read and write of the connection, and polling a stop signal and
+    // an idle timer on each of those wake-ups cost more than the flag's load.
+    let close = Arc::new(CloseRequest::default());
+    let watchdog = tokio::spawn(watch_connection(
+        Arc::clone(&activity),
+        limits.idle_timeout,
+        stop,
+        Arc::clone(&close),
+    ));
+    let _watchdog = AbortOnDrop(watchdog);
     let mut closing = false;
+    // Each poll reads the clock at most once for all the requests' work in it (`clock`).
+    let result = std::future::poll_fn(|cx| {
+        crate::clock::during_poll(|| {
+            if !closing {
+                close.waker.register(cx.waker());
+                if close.requested.load(Ordering::Acquire) {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            std::future::Future::poll(connection.as_mut(), cx)
+        })
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection's request to finish what it has in flight and close (see [`drive`]).
+#[derive(Default)]
+struct CloseRequest {
+    requested: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl CloseRequest {
+    fn raise(&self) {
+        self.requested.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// Raises `close` when the server stops or once the connection has had no request in flight
+/// for `idle_timeout`.
+async fn watch_connection(
+    activity: Arc<Activity>,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+    close: Arc<CloseRequest>,
+) {
     loop {
-        let idle_check = activity.until_idle(limits.idle_timeout);
         tokio::select! {
-            // In this order, without drawing a random one each time: the connection is what
-            // wakes this task nearly every time.
-            biased;
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            changed = stop.changed(), if !closing => {
+            changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
+                    break;
                 }
             }
-            _ = tokio::time::sleep(idle_check), if !closing => {
-                if activity.is_idle_for(limits.idle_timeout) {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
+            _ = tokio::time::sleep(activity.until_idle(idle_timeout)) => {
+                if activity.is_idle_for(idle_timeout) {
+                    break;
                 }
             }
         }
+    }
+    close.raise();
+}
+
+/// Aborts a task when its owner goes: a connection's watchdog ends with the connection.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -428,7 +477,7 @@ pub(crate) struct ActiveRequest(Arc<Activity>);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = crate::clock::now();
         self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
