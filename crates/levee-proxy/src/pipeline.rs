@@ -248,6 +248,7 @@ impl Call {
     // arguments twice in its state (as arguments, and as the locals they are moved into), and
     // `self` and `parts` are a few hundred bytes each; an `async move` block uses what it
     // captured in place. The request's future is smaller by that much, and so is every copy.
+    #[allow(clippy::manual_async_fn)]
     fn run(
         mut self,
         parts: Parts,
@@ -310,6 +311,7 @@ impl Call {
         responses::plain(status, detail, &self.trace_id())
     }
 
+    #[allow(clippy::manual_async_fn)] // see `run`
     fn route_and_call(
         &mut self,
         parts: Parts,
