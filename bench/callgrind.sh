@@ -10,8 +10,10 @@
 #   LEVEE_LOG=warn bench/callgrind.sh          # without the access line
 #   KEEP_WORK=1 bench/callgrind.sh             # keep the callgrind file (for callgrind_annotate)
 #   PROXY=hyper bench/callgrind.sh             # bench/hyper-floor instead: bare hyper, Levee's floor
+#   PROXY=haproxy bench/callgrind.sh           # HAProxy (bench/proxy.sh's config, log line on)
 #
-# Needs valgrind and nginx (Debian packages; installed when missing).
+# Needs valgrind and nginx (Debian packages; installed when missing), and haproxy for
+# PROXY=haproxy.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -25,6 +27,7 @@ BENCH=callgrind
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 install_debian_packages valgrind nginx
+if [ "$PROXY" = haproxy ]; then install_debian_packages haproxy; fi
 build_release -p levee-bench-hyper-floor
 
 UP_PORT=$(free_port)
@@ -39,13 +42,17 @@ write_levee_config "$WORK/levee.yaml" "$PROXY_PORT" "$ADMIN_PORT" "$UP_PORT"
 case "$PROXY" in
 levee) command=("$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1) ;;
 hyper) command=("$TARGET_DIR/release/hyper-floor" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$UP_PORT") ;;
+haproxy)
+	write_haproxy_config "$WORK/haproxy.cfg" "$PROXY_PORT" "$UP_PORT" on
+	command=(haproxy -db -f "$WORK/haproxy.cfg")
+	;;
 *)
-	echo "bench/callgrind: PROXY is levee or hyper, not $PROXY" >&2
+	echo "bench/callgrind: PROXY is levee, hyper or haproxy, not $PROXY" >&2
 	exit 2
 	;;
 esac
 LEVEE_LOG=${LEVEE_LOG:-info} valgrind -q --tool=callgrind --instr-atstart=no \
-	--callgrind-out-file="$WORK/callgrind.out" "${command[@]}" 2>"$WORK/proxy.log" &
+	--callgrind-out-file="$WORK/callgrind.out" "${command[@]}" >"$WORK/proxy.out" 2>"$WORK/proxy.log" &
 LEVEE_PID=$!
 PIDS+=("$LEVEE_PID")
 wait_port "$PROXY_PORT" "$PROXY (under valgrind)" 30

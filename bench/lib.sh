@@ -118,3 +118,33 @@ routes:
       retry_on: [connect_failure, reset, 502, 503, 504]
 EOF
 }
+
+# HAProxy as the proxy benchmarks' peer: one thread, keep-alive on both sides (`http-reuse
+# always`), and with LOGS=on a log line per request (`option httplog`) on its stdout.
+#   write_haproxy_config FILE PROXY_PORT UPSTREAM_PORT LOGS(on|off)
+write_haproxy_config() {
+	local log_global="" log_defaults=""
+	if [ "$4" = on ]; then
+		log_global="log stdout format raw local0 info"
+		log_defaults=$'log global\n    option httplog'
+	fi
+	cat >"$1" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+    $log_global
+defaults
+    mode http
+    $log_defaults
+    option http-keep-alive
+    http-reuse always
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+frontend ingress
+    bind 127.0.0.1:$2
+    default_backend upstream
+backend upstream
+    server up1 127.0.0.1:$3
+EOF
+}

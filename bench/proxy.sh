@@ -133,30 +133,7 @@ start_levee() {
 
 start_haproxy() {
 	mkdir -p "$WORK/haproxy"
-	local log_global="" log_defaults=""
-	if [ "$LOGS" = on ]; then
-		log_global="log stdout format raw local0 info"
-		log_defaults=$'log global\n    option httplog'
-	fi
-	cat >"$WORK/haproxy/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-    $log_global
-defaults
-    mode http
-    $log_defaults
-    option http-keep-alive
-    http-reuse always
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-frontend ingress
-    bind 127.0.0.1:$PROXY_PORT
-    default_backend upstream
-backend upstream
-    server up1 127.0.0.1:$UP_PORT
-EOF
+	write_haproxy_config "$WORK/haproxy/haproxy.cfg" "$PROXY_PORT" "$UP_PORT" "$LOGS"
 	"${PIN_PROXY[@]}" haproxy -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/haproxy.log" 2>&1 &
 	PIDS+=($!)
 	PROXY_PIDS=("$!")
