@@ -131,6 +131,19 @@ mod tests {
     }
 
     #[test]
+    fn an_instant_read_once_keeps_its_distance_on_the_policy_clock() {
+        let now = SystemClock.now();
+        let read = Instant::now();
+        let later = read + Duration::from_millis(1500);
+        let (a, b) = (
+            SystemClock::timestamp_of(read),
+            SystemClock::timestamp_of(later),
+        );
+        assert_eq!(b - a, Duration::from_millis(1500));
+        assert!(a >= now, "the same scale as SystemClock::now");
+    }
+
+    #[test]
     fn system_clock_is_monotonic() {
         let a = SystemClock.now();
         let b = SystemClock.now();

@@ -55,8 +55,9 @@ impl std::error::Error for ClientError {
 }
 
 impl UpstreamClient {
-    /// Sends `request` (absolute URI naming the endpoint) and waits for the response head.
-    /// Dropping the future cancels the upstream request.
+    /// Sends `request` to `endpoint` and waits for the response head: an HTTP/1 request's URI
+    /// may be in origin form (the endpoint chooses the pooled connection); an HTTP/2 request's
+    /// is absolute. Dropping the future cancels the upstream request.
     ///
     /// Not an `async fn`, which would keep the request in its state beside the future it is
     /// moved into.
