@@ -55,9 +55,9 @@ impl std::error::Error for ClientError {
 }
 
 impl UpstreamClient {
-    /// Sends `request` to `endpoint` and waits for the response head: an HTTP/1 request's URI
-    /// may be in origin form (the endpoint chooses the pooled connection); an HTTP/2 request's
-    /// is absolute. Dropping the future cancels the upstream request.
+    /// Sends `request` to `endpoint` and waits for the response head: the URI is in the form
+    /// `forwarding::upstream_uri` gives for the upstream's protocol (origin form for HTTP/1,
+    /// where `endpoint` chooses the pooled connection; absolute for HTTP/2). Dropping the future cancels the upstream request.
     ///
     /// Not an `async fn`, which would keep the request in its state beside the future it is
     /// moved into.

@@ -68,15 +68,18 @@ async fn check_one(
     authority: &http::uri::Authority,
     config: &HealthCheckConfig,
 ) -> Result<(), String> {
-    let uri = http::Uri::builder()
-        .scheme("http")
-        .authority(authority.clone())
-        .path_and_query(config.path.as_str())
-        .build()
+    let path: http::Uri = config
+        .path
+        .parse::<http::uri::PathAndQuery>()
+        .map_err(|e| format!("bad health check path `{}`: {e}", config.path))?
+        .into();
+    // The URI form the client expects for this upstream's protocol, as a proxied request's.
+    let version = client::version(upstream.config().protocol);
+    let uri = crate::forwarding::upstream_uri(&path, authority, version)
         .map_err(|e| format!("bad health check path `{}`: {e}", config.path))?;
     let mut request = http::Request::new(body::empty());
     *request.uri_mut() = uri;
-    *request.version_mut() = client::version(upstream.config().protocol);
+    *request.version_mut() = version;
     request.headers_mut().insert(
         "user-agent",
         http::HeaderValue::from_static("levee-health-check"),

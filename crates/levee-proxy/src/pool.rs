@@ -25,8 +25,8 @@
 //!   the upstream request is cancelled when the client goes away or the deadline passes.
 
 use crate::body::ProxyBody;
-use http::uri::{Authority, PathAndQuery};
-use http::{header, HeaderValue, Request, Response, Uri};
+use http::uri::Authority;
+use http::{header, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -89,7 +89,7 @@ impl Http1Pool {
     }
 
     /// Sends `request` to the endpoint `authority` and waits for the response head. The URI
-    /// may be in origin form (`/path`, the proxy's) or absolute (a health check's).
+    /// is in origin form (`/path?query`, see `forwarding::upstream_uri`): the request line's.
     pub fn send<'a>(
         &'a self,
         authority: &'a Authority,
@@ -98,7 +98,7 @@ impl Http1Pool {
         // Not an `async fn`, which would keep the request twice in its state (as the
         // argument and as the local it is moved into).
         let slot = self.endpoints.iter().find(|e| e.authority == *authority);
-        to_origin_form(&mut request, authority);
+        ensure_host(&mut request, authority);
         async move {
             if let Some(slot) = slot {
                 if let Some(mut sender) = slot.checkout() {
@@ -185,17 +185,8 @@ async fn reap(pool: Weak<Http1Pool>) {
     }
 }
 
-/// HTTP/1.1 requests carry the path only (the proxy's already do; a health check's URI is
-/// absolute); `Host` is the endpoint's when the client sent none (what the legacy client did).
-fn to_origin_form(request: &mut Request<ProxyBody>, authority: &Authority) {
-    if request.uri().authority().is_some() {
-        let path = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *request.uri_mut() = Uri::from(path);
-    }
+/// `Host` is the endpoint's when the client sent none (what the legacy client did).
+fn ensure_host(request: &mut Request<ProxyBody>, authority: &Authority) {
     if !request.headers().contains_key(header::HOST) {
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
             request.headers_mut().insert(header::HOST, host);
