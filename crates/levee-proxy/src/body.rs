@@ -12,7 +12,9 @@
 //!
 //! A streamed body is wrapped in [`GuardedIncoming`], which enforces `max_body_bytes` and
 //! `body_timeout` while it streams and leaves a note ([`BodyFault`]) saying which limit a
-//! client broke, so the pipeline can answer 413 or 408 rather than blaming the upstream.
+//! client broke, or that its body could not be read (a malformed chunk, a body cut short), so
+//! the pipeline can answer 413, 408 or 400 rather than blame the upstream and count the
+//! attempt against its breaker.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -61,6 +63,8 @@ pub enum BodyFaultKind {
     TooLarge,
     /// Not sent within `body_timeout` (408).
     TooSlow,
+    /// Malformed or cut short by the client (400).
+    Unreadable,
 }
 
 /// A note a streamed body leaves for the pipeline when the client broke a limit.
@@ -72,6 +76,7 @@ impl BodyFault {
         let code = match kind {
             BodyFaultKind::TooLarge => 1,
             BodyFaultKind::TooSlow => 2,
+            BodyFaultKind::Unreadable => 3,
         };
         self.0.store(code, Ordering::Release);
     }
@@ -81,25 +86,29 @@ impl BodyFault {
         match self.0.load(Ordering::Acquire) {
             1 => Some(BodyFaultKind::TooLarge),
             2 => Some(BodyFaultKind::TooSlow),
+            3 => Some(BodyFaultKind::Unreadable),
             _ => None,
         }
     }
 }
 
-/// The client broke a body limit.
+/// The client broke a body limit or sent a body that could not be read.
 #[derive(Debug)]
-pub struct BodyLimitError(pub BodyFaultKind);
+pub struct ClientBodyError(pub BodyFaultKind);
 
-impl std::fmt::Display for BodyLimitError {
+impl std::fmt::Display for ClientBodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             BodyFaultKind::TooLarge => f.write_str("request body larger than max_body_bytes"),
             BodyFaultKind::TooSlow => f.write_str("request body not sent within body_timeout"),
+            BodyFaultKind::Unreadable => {
+                f.write_str("request body could not be read from the client")
+            }
         }
     }
 }
 
-impl std::error::Error for BodyLimitError {}
+impl std::error::Error for ClientBodyError {}
 
 /// An inbound body streamed to the upstream under the size and time limits.
 pub struct GuardedIncoming {
@@ -127,7 +136,7 @@ impl GuardedIncoming {
     fn fail(&mut self, kind: BodyFaultKind) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.failed = true;
         self.fault.set(kind);
-        Poll::Ready(Some(Err(Box::new(BodyLimitError(kind)))))
+        Poll::Ready(Some(Err(Box::new(ClientBodyError(kind)))))
     }
 }
 
@@ -153,7 +162,10 @@ impl Body for GuardedIncoming {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::info!(error = %e, "client failed while sending the body");
+                this.fail(BodyFaultKind::Unreadable)
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if this.deadline.as_mut().poll(cx).is_ready() {

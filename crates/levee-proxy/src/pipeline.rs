@@ -480,6 +480,10 @@ impl Call {
                 StatusCode::REQUEST_TIMEOUT,
                 "The request body was not sent in time.",
             ),
+            BodyFaultKind::Unreadable => self.plain(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            ),
         }
     }
 
@@ -658,7 +662,8 @@ impl Call {
                     now = clock.now();
                     let elapsed = record.mark_answered();
                     if let (AttemptEnd::Failed { .. }, Some(kind)) = (&end, request_body.fault()) {
-                        // The client broke a body limit: not the upstream's failure.
+                        // The client broke a body limit or sent a broken body: not the
+                        // upstream's failure.
                         record.finish(Outcome::Ignored);
                         return Err(self.body_fault(kind));
                     }

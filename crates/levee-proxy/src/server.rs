@@ -7,7 +7,16 @@
 //!   accepting until one closes (the kernel's backlog holds the rest) instead of accepting and
 //!   dropping;
 //! - **request head**: `header_read_timeout` for the head (and the TLS handshake), at most
-//!   `max_header_bytes` (hyper answers `431`); malformed heads get hyper's `400`;
+//!   `max_header_bytes` (hyper answers `431`); malformed heads get hyper's `400`. On a
+//!   plaintext connection the first bytes are bounded by it too, measured from accept: the
+//!   `auto` builder reads them to tell an HTTP/1 request line from the HTTP/2 preface with no
+//!   timer of its own, and hyper's head timer only starts after it has chosen
+//!   (hyperium/hyper#3756), so a client that sent nothing, or only part of the preface, would
+//!   be held until `idle_timeout`. [`await_first_bytes`] peeks (leaving the bytes for hyper)
+//!   until they differ from the preface or are all of it, and closes the connection if the
+//!   client is still short of that at `header_read_timeout` or closes first; an HTTP/1 request
+//!   line differs at its first bytes and passes at the first peek. TLS connections choose by
+//!   ALPN, inside the handshake's bound;
 //! - **idle**: a connection with no request in flight for `idle_timeout` is closed gracefully
 //!   (HTTP/1.1 keep-alive connections are also bounded by `header_read_timeout` while they
 //!   wait for the next head, which is hyper's behaviour);
@@ -182,8 +191,9 @@ async fn accept_loop(
             accepted = bound.listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
+        let (stream, peer, accepted_at) = match accepted {
+            // The head's bound (`header_read_timeout`) runs from here.
+            Ok((stream, peer)) => (stream, peer, Instant::now()),
             Err(e) => {
                 // Out of file descriptors or a connection reset before accept: wait a moment
                 // rather than spin.
@@ -198,7 +208,7 @@ async fn accept_loop(
         let stop = stop.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            serve_connection(shared, stream, peer, tls, limits, stop).await;
+            serve_connection(shared, stream, peer, accepted_at, tls, limits, stop).await;
         });
     }
 }
@@ -207,13 +217,33 @@ async fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
+    accepted_at: Instant,
     tls: Option<TlsAcceptor>,
     limits: LimitsConfig,
     stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // A bound too far to represent is none (30 years, as `tokio::time::timeout` has it).
+    let head_deadline = accepted_at
+        .checked_add(limits.header_read_timeout)
+        .unwrap_or_else(|| accepted_at + Duration::from_secs(30 * 365 * 86_400));
     match tls {
         None => {
+            match tokio::time::timeout_at(head_deadline, await_first_bytes(&stream)).await {
+                Ok(Ok(FirstBytes::Decisive)) => {}
+                Ok(Ok(FirstBytes::Closed)) => {
+                    tracing::debug!(peer = %peer, "client closed before a request");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "reading the first bytes failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "no request within header_read_timeout");
+                    return;
+                }
+            }
             let info = ConnInfo {
                 peer: Some(peer),
                 tls: false,
@@ -221,8 +251,7 @@ async fn serve_connection(
             drive(shared, TokioIo::new(stream), info, limits, stop).await;
         }
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+            let handshake = tokio::time::timeout_at(head_deadline, acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(stream)) => {
                     let info = ConnInfo {
@@ -236,6 +265,102 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4): what hyper-util's `auto` builder reads to
+/// choose between HTTP/1 and HTTP/2.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What the bytes waiting on a plaintext connection say (see [`await_first_bytes`]).
+#[derive(Debug, PartialEq, Eq)]
+enum FirstBytes {
+    /// They differ from the HTTP/2 preface (HTTP/1, or junk for hyper to refuse), or are all
+    /// of it: the `auto` builder will choose at once.
+    Decisive,
+    /// The client closed (or half-closed) before sending enough to choose by.
+    Closed,
+}
+
+/// Whether `peeked` (the first bytes of a connection, at most the preface's length) is enough
+/// for the `auto` builder to choose a protocol: a byte differs from the preface, or it is
+/// the whole preface.
+fn decisive(peeked: &[u8]) -> bool {
+    peeked.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(peeked)
+}
+
+/// Waits until the bytes the client has sent are [`FirstBytes::Decisive`], without reading
+/// them: they stay in the socket for hyper. The caller bounds the wait with
+/// `header_read_timeout`: hyper-util's `auto` builder would otherwise wait for them with no
+/// timer at all (hyperium/hyper#3756).
+///
+/// The common case costs one peek: an HTTP/1 request line differs from `PRI * ...` at its
+/// first byte (`POST`, `PUT` and `PATCH` at the second), and an h2c client sends the whole
+/// preface in one write. Only bytes that are a strict prefix of the preface wait for more.
+/// hyper's own head timer starts once the builder has chosen, so an HTTP/1 head whose first
+/// bytes came late can take up to `header_read_timeout` more: each wait is bounded, and a
+/// client that sends nothing decisive is closed at `header_read_timeout` from accept.
+async fn await_first_bytes(stream: &TcpStream) -> std::io::Result<FirstBytes> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    // Waits for the first bytes (or the end) to arrive.
+    let n = stream.peek(&mut buf).await?;
+    if n == 0 {
+        return Ok(FirstBytes::Closed);
+    }
+    if decisive(&buf[..n]) {
+        return Ok(FirstBytes::Decisive);
+    }
+    await_rest_of_preface(stream, &mut buf).await
+}
+
+/// [`await_first_bytes`] once the client has sent a strict prefix of the preface: waits for
+/// more to arrive and peeks again.
+///
+/// Peeking leaves the socket readable, so `TcpStream::peek` would return the same bytes at
+/// once, forever. Instead each peek runs inside `try_io` and reports "would block" while the
+/// bytes are still a strict prefix, which clears tokio's readiness; the next arrival (or the
+/// client's FIN) sets it again and wakes `ready`. `try_io` clears the readiness only if no
+/// event came in since it was read, so bytes arriving during the peek are not missed. The peek
+/// inside is a plain `recv(MSG_PEEK)` on a duplicate of the socket's descriptor: `try_io`'s
+/// closure must not use the tokio stream's own methods, which manage the readiness themselves.
+#[cfg(unix)]
+async fn await_rest_of_preface(
+    stream: &TcpStream,
+    buf: &mut [u8; H2_PREFACE.len()],
+) -> std::io::Result<FirstBytes> {
+    use std::io::ErrorKind;
+    use std::os::fd::AsFd;
+    use tokio::io::Interest;
+    // Shares the socket (and its non-blocking mode); dropping it closes only the duplicate.
+    let probe = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?);
+    loop {
+        let ready = stream.ready(Interest::READABLE).await?;
+        let peeked = stream.try_io(Interest::READABLE, || {
+            let n = probe.peek(&mut buf[..])?;
+            if n > 0 && !decisive(&buf[..n]) && !ready.is_read_closed() {
+                // Nothing new: wait for the next arrival.
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match peeked {
+            // Whole preface or a byte that differs; otherwise the end, or a half-close after
+            // a prefix that can never become the preface.
+            Ok(n) if n > 0 && decisive(&buf[..n]) => return Ok(FirstBytes::Decisive),
+            Ok(_) => return Ok(FirstBytes::Closed),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Without a portable way to peek from inside `try_io`, other platforms hand a strict prefix
+/// of the preface to the `auto` builder as before (unbounded until `idle_timeout`).
+#[cfg(not(unix))]
+async fn await_rest_of_preface(
+    _stream: &TcpStream,
+    _buf: &mut [u8; H2_PREFACE.len()],
+) -> std::io::Result<FirstBytes> {
+    Ok(FirstBytes::Decisive)
 }
 
 /// Serves one connection until it closes, shutting it down gracefully on stop or idleness.
@@ -498,6 +623,105 @@ mod tests {
     {
         let polled = std::pin::pin!(answer).now_or_never();
         polled.expect("ready at the first poll").unwrap()
+    }
+
+    #[test]
+    fn the_first_bytes_are_decisive_once_they_leave_the_h2_preface_or_complete_it() {
+        for cut in 0..H2_PREFACE.len() {
+            assert!(
+                !decisive(&H2_PREFACE[..cut]),
+                "a strict prefix of {cut} bytes"
+            );
+        }
+        assert!(decisive(H2_PREFACE));
+        for line in [
+            &b"GET / HTTP/1.1"[..],
+            b"POST",
+            b"PUT",
+            b"PATCH",
+            b"PRI * HTTP/1.1",
+        ] {
+            assert!(decisive(line), "{}", line.escape_ascii());
+        }
+        assert!(
+            !decisive(b"P"),
+            "POST, PUT and PATCH differ at the second byte"
+        );
+    }
+
+    /// A connected pair: the client's end and the proxy's.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    /// `await_first_bytes` on `server`, once `first` has arrived; if `then` is given, the
+    /// wait must still be pending after `first`, and `then` is sent (or, if empty, the client
+    /// half-closes) before it ends.
+    async fn first_bytes(first: &[u8], then: Option<&[u8]>) -> (FirstBytes, TcpStream) {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = pair().await;
+        if first.is_empty() {
+            client.shutdown().await.unwrap();
+        } else {
+            client.write_all(first).await.unwrap();
+        }
+        // Whatever the wait does next, `first` is there to peek.
+        server.readable().await.unwrap();
+        let verdict = {
+            let waiting = await_first_bytes(&server);
+            tokio::pin!(waiting);
+            match then {
+                None => waiting.await.unwrap(),
+                Some(rest) => {
+                    assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+                    if rest.is_empty() {
+                        client.shutdown().await.unwrap();
+                    } else {
+                        client.write_all(rest).await.unwrap();
+                    }
+                    waiting.await.unwrap()
+                }
+            }
+        };
+        (verdict, server)
+    }
+
+    #[tokio::test]
+    async fn an_http1_request_line_is_decisive_at_once_and_left_for_hyper() {
+        use tokio::io::AsyncReadExt;
+        let line = b"GET / HTTP/1.1\r\n";
+        let (verdict, mut server) = first_bytes(line, None).await;
+        assert_eq!(verdict, FirstBytes::Decisive);
+        let mut read = [0u8; 16];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, line);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_preface_in_pieces_is_awaited_until_whole() {
+        let (verdict, _) = first_bytes(&H2_PREFACE[..16], Some(&H2_PREFACE[16..])).await;
+        assert_eq!(verdict, FirstBytes::Decisive);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_p_is_awaited_until_the_method_leaves_the_preface() {
+        let (verdict, _) = first_bytes(b"P", Some(b"OST / HTTP/1.1\r\n")).await;
+        assert_eq!(verdict, FirstBytes::Decisive);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_close_before_anything_or_inside_the_preface_is_closed() {
+        assert_eq!(first_bytes(b"", None).await.0, FirstBytes::Closed);
+        let (verdict, _) = first_bytes(&H2_PREFACE[..5], Some(b"")).await;
+        assert_eq!(verdict, FirstBytes::Closed);
     }
 
     #[test]
