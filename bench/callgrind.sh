@@ -11,6 +11,9 @@
 #   KEEP_WORK=1 bench/callgrind.sh             # keep the callgrind file (for callgrind_annotate)
 #   PROXY=hyper bench/callgrind.sh             # bench/hyper-floor instead: bare hyper, Levee's floor
 #   PROXY=haproxy bench/callgrind.sh           # HAProxy (bench/proxy.sh's config, log line on)
+#   PROXY=h1 bench/callgrind.sh                # bench/h1-floor: own HTTP/1.1 framing, http::HeaderMap
+#   PROXY=h1 H1_ARGS=--raw bench/callgrind.sh  # ... heads forwarded as they came; or one side
+#   PROXY=h1 H1_ARGS='--server hyper' ...      # hyper's (--server hyper / --client hyper)
 #
 # Needs valgrind and nginx (Debian packages; installed when missing), and haproxy for
 # PROXY=haproxy.
@@ -28,7 +31,7 @@ BENCH=callgrind
 source "$ROOT/bench/lib.sh"
 install_debian_packages valgrind nginx
 if [ "$PROXY" = haproxy ]; then install_debian_packages haproxy; fi
-build_release -p levee-bench-hyper-floor
+build_release -p levee-bench-hyper-floor -p levee-bench-h1-floor
 
 UP_PORT=$(free_port)
 PROXY_PORT=$(free_port)
@@ -42,12 +45,16 @@ write_levee_config "$WORK/levee.yaml" "$PROXY_PORT" "$ADMIN_PORT" "$UP_PORT"
 case "$PROXY" in
 levee) command=("$LEVEE_BIN" run --config "$WORK/levee.yaml" --threads 1) ;;
 hyper) command=("$TARGET_DIR/release/hyper-floor" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$UP_PORT") ;;
+h1)
+	# shellcheck disable=SC2206 # H1_ARGS is a list of flags
+	command=("$TARGET_DIR/release/h1-floor" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$UP_PORT" ${H1_ARGS:-})
+	;;
 haproxy)
 	write_haproxy_config "$WORK/haproxy.cfg" "$PROXY_PORT" "$UP_PORT" on
 	command=(haproxy -db -f "$WORK/haproxy.cfg")
 	;;
 *)
-	echo "bench/callgrind: PROXY is levee, hyper or haproxy, not $PROXY" >&2
+	echo "bench/callgrind: PROXY is levee, hyper, h1 or haproxy, not $PROXY" >&2
 	exit 2
 	;;
 esac
@@ -70,7 +77,7 @@ max) "$LOADGEN" max --url "$URL" --connections 8 --warmup 0s --duration 5s >"$WO
 esac
 callgrind_control -i off "$LEVEE_PID" >/dev/null 2>&1
 callgrind_control -d "$LEVEE_PID" >/dev/null 2>&1
-python3 - "$WORK/callgrind.out.1" "$WORK/load.json" "$LOAD" "$PROXY" <<'PY'
+python3 - "$WORK/callgrind.out.1" "$WORK/load.json" "$LOAD" "$PROXY${H1_ARGS:+ $H1_ARGS}" <<'PY'
 import json, sys
 instructions = next(int(l.split()[1]) for l in open(sys.argv[1]) if l.startswith("totals:"))
 load = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])

@@ -28,10 +28,10 @@ use crate::fleet::Fleet;
 use crate::forwarding;
 use crate::runtime::Route;
 use crate::upstream::{Chosen, Upstream};
+use crate::upstream_body::UpstreamBody;
 use http::request::Parts;
 use http::uri::Authority;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use levee_core::breaker::{Permit, Transition};
 use levee_core::outcome::{classify, classify_grpc, AttemptResult};
 use levee_core::time::Timestamp;
@@ -50,7 +50,7 @@ pub enum AttemptEnd {
     /// The upstream answered.
     Response {
         /// The answer (body not read yet).
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         /// `Status(code)`.
         result: AttemptResult,
         /// Its classification.
@@ -223,13 +223,13 @@ const GRPC_UNKNOWN: u32 = 2;
 /// A gRPC response body that records its attempt when the trailers pass (see the module
 /// docs). Dropped before the end: the record reports `cancelled`.
 pub struct GrpcOutcome {
-    inner: Incoming,
+    inner: UpstreamBody,
     record: Option<AttemptRecord>,
 }
 
 impl GrpcOutcome {
     /// Wraps `inner`; `record` is finished by its trailers.
-    pub fn new(inner: Incoming, record: AttemptRecord) -> Self {
+    pub fn new(inner: UpstreamBody, record: AttemptRecord) -> Self {
         GrpcOutcome {
             inner,
             record: Some(record),
@@ -245,7 +245,7 @@ impl GrpcOutcome {
 
 impl http_body::Body for GrpcOutcome {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = crate::body::BoxError;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,

@@ -5,11 +5,11 @@
 
 use crate::body::ProxyBody;
 use crate::pool::{self, Http1Pool, PoolError};
+use crate::upstream_body::UpstreamBody;
 use futures_util::future::Either;
 use futures_util::TryFutureExt as _;
 use http::uri::Authority;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -65,14 +65,17 @@ impl UpstreamClient {
         &'a self,
         endpoint: &'a Authority,
         request: Request<ProxyBody>,
-    ) -> impl Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, ClientError>> + Send + 'a {
         match self {
             UpstreamClient::Http1(pool) => {
                 Either::Left(pool.send(endpoint, request).map_err(ClientError::Pool))
             }
-            UpstreamClient::H2(client) => {
-                Either::Right(client.request(request).map_err(ClientError::Legacy))
-            }
+            UpstreamClient::H2(client) => Either::Right(
+                client
+                    .request(request)
+                    .map_ok(|response| response.map(UpstreamBody::Hyper))
+                    .map_err(ClientError::Legacy),
+            ),
         }
     }
 }

@@ -13,10 +13,9 @@
 //!   attempt as `timeout` without calling the upstream.
 //! - **abort**: the attempt's answer is a response with the status, `content-type:
 //!   text/plain`, `levee-fault-injected: abort` and the body `injected fault`, classified by
-//!   the upstream's `failure_statuses` like a real one. It is produced by a real HTTP/1.1
-//!   exchange with a tiny in-process server over an in-memory pipe, because the attempt path
-//!   carries hyper's `Incoming` body, which only hyper can create: the synthesized answer
-//!   then takes exactly the path a real one does (relay, stale copies, failure relay).
+//!   the upstream's `failure_statuses` like a real one. Its body is an `UpstreamBody` like a
+//!   real answer's, so the synthesized answer takes exactly the path a real one does (relay,
+//!   stale copies, failure relay).
 //! - **reset**: the attempt fails with result `reset` (retried as a reset).
 //! - **hang**: the attempt never answers; the per-try timeout or the deadline ends it as
 //!   `timeout`, else the client going away (`cancelled`).
@@ -39,14 +38,13 @@ use crate::attempt::{self, AttemptEnd};
 use crate::body::{self, ProxyBody};
 use crate::proxy::Shared;
 use crate::runtime::{Route, Runtime};
+use crate::upstream_body::UpstreamBody;
 use bytes::Bytes;
 use futures_util::future::Either;
 use http::header::CONTENT_TYPE;
 use http::uri::Authority;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{Empty, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use levee_admin::{AdminAuth, FaultError, FaultSource, FaultView};
 use levee_config::Config;
 use levee_core::fault::{decide, parse_header, FaultAction, FaultDecision, FaultKind, FaultSpec};
@@ -54,7 +52,6 @@ use levee_core::outcome::{classify, AttemptResult};
 use levee_core::{Outcome, RandomSource};
 use levee_http::TraceContext;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -336,21 +333,14 @@ async fn inject(
     injected(shared, route, action.kind());
     let failure_statuses = &route.upstream.config().failure_statuses;
     match action {
-        FaultAction::Abort(status) => match synthesize(status).await {
-            Ok(response) => {
-                let result = AttemptResult::Status(status);
-                AttemptEnd::Response {
-                    response,
-                    result,
-                    outcome: classify(result, failure_statuses),
-                }
+        FaultAction::Abort(status) => {
+            let result = AttemptResult::Status(status);
+            AttemptEnd::Response {
+                response: synthesize(status),
+                result,
+                outcome: classify(result, failure_statuses),
             }
-            Err(e) => AttemptEnd::Failed {
-                result: AttemptResult::ConnectFailure,
-                outcome: Outcome::Failure,
-                detail: format!("injected abort could not be produced: {e}"),
-            },
-        },
+        }
         FaultAction::Reset => AttemptEnd::Failed {
             result: AttemptResult::Reset,
             outcome: classify(AttemptResult::Reset, failure_statuses),
@@ -382,35 +372,20 @@ fn injected(shared: &Shared, route: &Route, kind: FaultKind) {
     tracing::debug!(route = %route.name, kind = kind.as_str(), "fault injected");
 }
 
-/// An upstream answer with `status`, produced by a real HTTP/1.1 exchange over an in-memory
-/// pipe (see the module docs for why).
-async fn synthesize(status: u16) -> Result<Response<Incoming>, hyper::Error> {
+/// An upstream answer with `status`, as the attempt path carries a real one.
+fn synthesize(status: u16) -> Response<UpstreamBody> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let (client_io, server_io) = tokio::io::duplex(4096);
-    let service = hyper::service::service_fn(move |_request: Request<Incoming>| async move {
-        let mut response = Response::new(Full::new(Bytes::from_static(INJECTED_BODY)));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(INJECTED_HEADER, HeaderValue::from_static("abort"));
-        Ok::<_, Infallible>(response)
-    });
-    tokio::spawn(async move {
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(server_io), service)
-            .await;
-    });
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(client_io)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    sender
-        .send_request(Request::new(Empty::<Bytes>::new()))
-        .await
+    let mut response = Response::new(UpstreamBody::Synthesized(Full::new(Bytes::from_static(
+        INJECTED_BODY,
+    ))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(INJECTED_HEADER, HeaderValue::from_static("abort"));
+    response
 }
 
 /// `GET /api/faults`: every route with an admin fault, or a non-empty config fault.
@@ -489,7 +464,7 @@ mod tests {
     #[tokio::test]
     async fn a_synthesized_abort_is_a_real_response() {
         use http_body_util::BodyExt;
-        let response = synthesize(503).await.unwrap();
+        let response = synthesize(503);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[INJECTED_HEADER], "abort");
         let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -37,6 +37,7 @@ pub mod error;
 mod fault;
 pub mod fleet;
 mod forwarding;
+mod h1;
 mod health_check;
 mod matcher;
 mod observe;
@@ -50,6 +51,7 @@ pub mod server;
 mod stale;
 mod tls;
 mod upstream;
+mod upstream_body;
 
 pub use error::ProxyError;
 pub use fleet::Fleet;

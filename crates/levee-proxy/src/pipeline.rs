@@ -56,6 +56,7 @@ use crate::proxy::Shared;
 use crate::responses;
 use crate::runtime::Route;
 use crate::stale::{CachingBody, StaleCache};
+use crate::upstream_body::UpstreamBody;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{Response, StatusCode, Version};
@@ -824,7 +825,7 @@ impl Call {
         &mut self,
         route: &Arc<Route>,
         parts: &Parts,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         outcome: Outcome,
     ) -> Response<ProxyBody> {
         let (mut head, body) = response.into_parts();
@@ -864,7 +865,7 @@ impl Call {
         parts: &Parts,
         code: ErrorCode,
         retry_after: Option<Duration>,
-        upstream_response: Option<Response<Incoming>>,
+        upstream_response: Option<Response<UpstreamBody>>,
     ) -> Response<ProxyBody> {
         let route_metrics = &self.shared.metrics;
         if let Some(cache) = &route.stale {
@@ -919,7 +920,11 @@ impl Call {
         responses::problem(code, route.upstream.name(), retry_after, &self.trace_id())
     }
 
-    fn relay_failure(&self, parts: &Parts, response: Response<Incoming>) -> Response<ProxyBody> {
+    fn relay_failure(
+        &self,
+        parts: &Parts,
+        response: Response<UpstreamBody>,
+    ) -> Response<ProxyBody> {
         let (mut head, body) = response.into_parts();
         forwarding::strip_hop_by_hop(&mut head.headers);
         head.version = parts.version;

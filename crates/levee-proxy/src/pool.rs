@@ -1,60 +1,59 @@
-//! The HTTP/1.1 connection pool of one upstream: per endpoint, a short list of hyper
-//! `client::conn::http1` connections, reused last-in first-out.
+//! The HTTP/1.1 connection pool of one upstream: per endpoint, a short list of idle
+//! connections (`h1::connection`), reused last-in first-out.
 //!
 //! Why not hyper-util's legacy `Client`: its pool is generic (any key, HTTP/1 and HTTP/2,
 //! waiters, a checkout future boxed per request, a task spawned per response to return the
 //! connection) and cost about 13 % of the proxy's instructions per request. Here the endpoints
 //! are known up front, so each has its own `Mutex<Vec<_>>`, looked up by a linear scan of
-//! the upstream's few authorities; a request takes the most recently used ready connection,
+//! the upstream's few authorities; a request takes the most recently used idle connection,
 //! or connects a new one.
 //!
 //! Decisions:
-//! - A connection goes back to its list as soon as the response head has arrived, while its
-//!   body may still be streaming: hyper's `SendRequest::is_ready` only turns true again once
-//!   the whole exchange is over (request body written, response body read), so a checkout
-//!   skips the busy ones and drops the closed ones. This avoids a task per response.
-//! - A reused connection that turns out closed before the request was written (the upstream
-//!   closed it while idle; hyper hands the request back) is retried once on a fresh connection,
-//!   as the legacy client did: nothing was sent, so this is not a retry in SPEC §3's sense.
+//! - Only idle connections are in a list: an exchange owns its connection, and its response
+//!   body hands it back when the body has been read to the end (`h1::connection`), so no
+//!   task is needed per response.
+//! - An idle connection is checked before use and dropped if the upstream closed it; if an
+//!   exchange on a reused connection still fails before any byte of an answer arrived, the
+//!   request goes once more on a fresh connection when it has no body and an idempotent
+//!   method (the upstream closed the idle connection as the request was sent): this is not a
+//!   retry in SPEC §3's sense.
 //! - Idle connections older than [`IDLE_TIMEOUT`] are closed by a reaper task (every
 //!   `IDLE_TIMEOUT / 4`, only while the pool exists) and at checkout. At most
 //!   [`MAX_IDLE_PER_ENDPOINT`] are kept per endpoint; beyond that the least recently used goes.
 //! - A request whose authority is not one of the upstream's endpoints (none today) gets a
 //!   fresh connection that is not pooled.
-//! - Dropping the request future drops its connection: hyper then closes it, which is how
-//!   the upstream request is cancelled when the client goes away or the deadline passes.
+//! - Dropping the request future, or the response body before its end, drops its connection,
+//!   which closes it: that is how the upstream request is cancelled when the client goes away
+//!   or the deadline passes.
 
-use crate::body::ProxyBody;
+use crate::body::{BoxError, ProxyBody};
+use crate::h1::connection::{self, Connection, ExchangeError, Outgoing, Recycle};
+use crate::upstream_body::UpstreamBody;
 use http::uri::Authority;
 use http::{header, HeaderValue, Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// How long an unused connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// How many connections one endpoint keeps at most (idle or still streaming a body).
+/// How many idle connections one endpoint keeps at most.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
 /// Why a request got no response.
 #[derive(Debug)]
 pub enum PoolError {
-    /// No connection could be made (refused, unreachable, timed out, handshake failed):
-    /// nothing was sent.
+    /// No connection could be made (refused, unreachable, timed out): nothing was sent.
     Connect(std::io::Error),
     /// The exchange failed on an open connection.
-    Http(hyper::Error),
+    Exchange(BoxError),
 }
 
 /// The pool of one upstream.
 pub struct Http1Pool {
-    endpoints: Vec<EndpointPool>,
+    endpoints: Vec<Arc<EndpointPool>>,
     connect_timeout: Duration,
 }
 
@@ -64,7 +63,7 @@ struct EndpointPool {
 }
 
 struct Idle {
-    sender: SendRequest<ProxyBody>,
+    connection: Box<Connection>,
     since: Instant,
 }
 
@@ -75,9 +74,11 @@ impl Http1Pool {
         let pool = Arc::new(Http1Pool {
             endpoints: authorities
                 .into_iter()
-                .map(|authority| EndpointPool {
-                    authority,
-                    idle: Mutex::new(Vec::new()),
+                .map(|authority| {
+                    Arc::new(EndpointPool {
+                        authority,
+                        idle: Mutex::new(Vec::new()),
+                    })
                 })
                 .collect(),
             connect_timeout,
@@ -94,73 +95,67 @@ impl Http1Pool {
         &'a self,
         authority: &'a Authority,
         mut request: Request<ProxyBody>,
-    ) -> impl Future<Output = Result<Response<Incoming>, PoolError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, PoolError>> + Send + 'a {
         // Not an `async fn`, which would keep the request twice in its state (as the
         // argument and as the local it is moved into).
         let slot = self.endpoints.iter().find(|e| e.authority == *authority);
         ensure_host(&mut request, authority);
+        let outgoing = Outgoing::new(request);
         async move {
-            if let Some(slot) = slot {
-                if let Some(mut sender) = slot.checkout() {
-                    match sender.try_send_request(request).await {
-                        Ok(response) => {
-                            slot.put(sender);
-                            return Ok(response);
-                        }
-                        Err(mut e) => match e.take_message() {
-                            // Closed before anything was written: try once on a fresh one.
-                            Some(unsent) => request = unsent,
-                            None => return Err(PoolError::Http(e.into_error())),
-                        },
-                    }
+            let home = slot.map(|s| Arc::clone(s) as Arc<dyn Recycle>);
+            let mut outgoing = outgoing;
+            if let Some(connection) = slot.and_then(|s| s.checkout()) {
+                let again = outgoing.replay();
+                match connection.exchange(outgoing, home.clone()).await {
+                    Ok(response) => return Ok(response.map(UpstreamBody::H1)),
+                    // The upstream had closed it: once more on a fresh one, if safe.
+                    Err(ExchangeError {
+                        nothing_received: true,
+                        error,
+                    }) => match again {
+                        Some(again) => outgoing = again.into_outgoing(),
+                        None => return Err(PoolError::Exchange(error)),
+                    },
+                    Err(e) => return Err(PoolError::Exchange(e.error)),
                 }
             }
-            let mut sender = connect(authority, self.connect_timeout).await?;
-            let response = sender
-                .try_send_request(request)
+            let connection = connect(authority, self.connect_timeout).await?;
+            let response = connection
+                .exchange(outgoing, home)
                 .await
-                .map_err(|e| PoolError::Http(e.into_error()))?;
-            if let Some(slot) = slot {
-                slot.put(sender);
-            }
-            Ok(response)
+                .map_err(|e| PoolError::Exchange(e.error))?;
+            Ok(response.map(UpstreamBody::H1))
         }
     }
 
     fn prune(&self, now: Instant) {
         for endpoint in &self.endpoints {
             let mut idle = endpoint.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.retain(|c| !c.sender.is_closed() && !expired(c, now));
+            idle.retain_mut(|c| !expired(c, now) && c.connection.is_open());
         }
     }
 }
 
 impl EndpointPool {
-    /// The most recently used ready connection; closed and expired ones on the way are dropped.
-    fn checkout(&self) -> Option<SendRequest<ProxyBody>> {
+    /// The most recently used idle connection that is still open; closed and expired ones
+    /// on the way are dropped.
+    fn checkout(&self) -> Option<Box<Connection>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let mut i = idle.len();
         let mut now = None;
-        while i > 0 {
-            i -= 1;
-            let entry = &idle[i];
-            if entry.sender.is_closed() {
-                idle.remove(i);
-            } else if entry.sender.is_ready() {
-                let now = *now.get_or_insert_with(crate::clock::now);
-                let entry = idle.remove(i);
-                if expired(&entry, now) {
-                    continue;
-                }
-                return Some(entry.sender);
+        while let Some(mut entry) = idle.pop() {
+            let now = *now.get_or_insert_with(crate::clock::now);
+            if !expired(&entry, now) && entry.connection.is_open() {
+                return Some(entry.connection);
             }
         }
         None
     }
+}
 
-    fn put(&self, sender: SendRequest<ProxyBody>) {
+impl Recycle for EndpointPool {
+    fn recycle(&self, connection: Box<Connection>) {
         let entry = Idle {
-            sender,
+            connection,
             since: crate::clock::now(),
         };
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,7 +167,7 @@ impl EndpointPool {
 }
 
 fn expired(entry: &Idle, now: Instant) -> bool {
-    entry.sender.is_ready() && now.saturating_duration_since(entry.since) >= IDLE_TIMEOUT
+    now.saturating_duration_since(entry.since) >= IDLE_TIMEOUT
 }
 
 async fn reap(pool: Weak<Http1Pool>) {
@@ -194,44 +189,24 @@ fn ensure_host(request: &mut Request<ProxyBody>, authority: &Authority) {
     }
 }
 
-/// Opens a connection to `authority` (TCP_NODELAY) and spawns its driver on the runtime.
-async fn connect(
-    authority: &Authority,
-    timeout: Duration,
-) -> Result<SendRequest<ProxyBody>, PoolError> {
+/// Opens a connection to `authority`.
+async fn connect(authority: &Authority, timeout: Duration) -> Result<Box<Connection>, PoolError> {
     let host = authority.host();
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let port = authority.port_u16().unwrap_or(80);
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(PoolError::Connect(e)),
-        Err(_) => {
-            return Err(PoolError::Connect(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no connection within {} ms", timeout.as_millis()),
-            )))
-        }
-    };
-    stream.set_nodelay(true).map_err(PoolError::Connect)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    connection::connect(host, port, timeout)
         .await
-        .map_err(|e| PoolError::Connect(std::io::Error::other(e)))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+        .map_err(PoolError::Connect)
 }
 
 impl std::fmt::Display for PoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PoolError::Connect(e) => write!(f, "connect error: {e}"),
-            PoolError::Http(e) => e.fmt(f),
+            PoolError::Exchange(e) => e.fmt(f),
         }
     }
 }
@@ -240,7 +215,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Connect(e) => e.source(),
-            PoolError::Http(e) => e.source(),
+            PoolError::Exchange(e) => e.source(),
         }
     }
 }

@@ -1,0 +1,474 @@
+//! One HTTP/1.1 connection to an upstream endpoint, driven by the task of the request that
+//! uses it: the request is written and the response head read in the request's future, the
+//! response body read as hyper's server polls it ([`ResponseBody`]). A connection is owned by
+//! one exchange at a time; it goes back to its pool ([`Recycle`]) when the response body has
+//! been read to its end on a connection that persists, and is closed when it is dropped
+//! before that (which is how an upstream request is cancelled).
+
+use super::decode::{self, BodyDecoder, DecodeError, Decoded, Head, Parsed};
+use super::encode::{self, BodyFraming};
+use crate::body::{BoxError, ProxyBody};
+use bytes::{Buf, Bytes, BytesMut};
+use http::Method;
+use http_body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+
+/// The read buffer grows by this much when it runs low.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// At most this many pieces go into one `writev`.
+const MAX_IO_SLICES: usize = 16;
+
+/// Where a connection goes when its exchange is over and it may carry another.
+pub trait Recycle: Send + Sync {
+    /// Takes `connection` back.
+    fn recycle(&self, connection: Box<Connection>);
+}
+
+/// An open connection and the bytes read from it that no exchange has used yet. Always
+/// boxed, once, when it is opened: it moves between the pool, the request's future and the
+/// response body, and a box moves as one word.
+pub struct Connection {
+    stream: TcpStream,
+    read: BytesMut,
+}
+
+/// Opens a connection to `host:port` within `timeout`, with `TCP_NODELAY`.
+pub async fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<Box<Connection>> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+        Ok(stream) => stream?,
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection within {} ms", timeout.as_millis()),
+            ))
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(Box::new(Connection {
+        stream,
+        read: BytesMut::with_capacity(READ_CHUNK),
+    }))
+}
+
+impl Connection {
+    /// Whether an idle connection still looks usable: nothing has arrived on it (an idle
+    /// upstream sends nothing but its close). Without a system call unless the socket has
+    /// turned readable since it was last read.
+    pub fn is_open(&mut self) -> bool {
+        if !self.read.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Reads what has arrived into the read buffer: `Ok(0)` when the upstream closed.
+    ///
+    /// Through `AsyncRead`, whose short reads clear the socket's readiness (a read that did
+    /// not fill the buffer drained the socket), so [`Connection::is_open`] finds it pending
+    /// afterwards and needs no system call; `try_read_buf` would leave it set.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read.capacity() - self.read.len() < READ_CHUNK / 4 {
+            self.read.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read)
+    }
+
+    /// Writes `request` and waits for the response head. On success the connection moves
+    /// into the response body, which hands it to `home` when the exchange is over.
+    pub async fn exchange(
+        mut self: Box<Self>,
+        request: Outgoing,
+        home: Option<Arc<dyn Recycle>>,
+    ) -> Result<http::Response<ResponseBody>, ExchangeError> {
+        let Outgoing { method, writer } = request;
+        let mut writer = Some(writer);
+        let mut received = false;
+        let head =
+            std::future::poll_fn(|cx| self.poll_head(cx, &mut writer, &method, &mut received))
+                .await
+                .map_err(|error| ExchangeError {
+                    error,
+                    nothing_received: !received,
+                })?;
+        let Head {
+            parts,
+            framing,
+            keep_alive,
+        } = head;
+        let body = ResponseBody::new(
+            self,
+            BodyDecoder::new(framing),
+            writer.map(Box::new),
+            keep_alive,
+            home,
+        );
+        Ok(http::Response::from_parts(parts, body))
+    }
+
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: &mut Option<Writer>,
+        method: &Method,
+        received: &mut bool,
+    ) -> Poll<Result<Head, BoxError>> {
+        if let Some(w) = writer.as_mut() {
+            match w.poll_write(cx, &mut self.stream) {
+                Poll::Ready(Ok(())) => *writer = None,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            match decode::parse_head(&mut self.read, method)? {
+                Parsed::Head(head) => return Poll::Ready(Ok(head)),
+                Parsed::Interim { len } => {
+                    self.read.advance(len);
+                    continue;
+                }
+                Parsed::Partial => {}
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) if self.read.is_empty() => {
+                    return Poll::Ready(Err(closed("before answering").into()))
+                }
+                Ok(0) => return Poll::Ready(Err(closed("in the middle of its answer").into())),
+                Ok(_) => *received = true,
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+    }
+}
+
+fn closed(when: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the upstream closed the connection {when}"),
+    )
+}
+
+/// Why an exchange failed, and whether the upstream had sent anything at all (a reused
+/// connection that fails so was most likely closed by the upstream while idle).
+#[derive(Debug)]
+pub struct ExchangeError {
+    /// What went wrong.
+    pub error: BoxError,
+    /// No byte of a response had arrived.
+    pub nothing_received: bool,
+}
+
+/// A request ready to go: its method (a `HEAD` answer has no body) and its bytes.
+pub struct Outgoing {
+    method: Method,
+    writer: Writer,
+}
+
+impl Outgoing {
+    /// Encodes `request` (its URI in origin form).
+    pub fn new(request: http::Request<ProxyBody>) -> Self {
+        let (parts, body) = request.into_parts();
+        let framing = encode::body_framing(
+            &parts.headers,
+            body.is_end_stream(),
+            body.size_hint().exact(),
+        );
+        let head = encode::write_head(&parts.method, &parts.uri, &parts.headers, framing);
+        Outgoing {
+            method: parts.method,
+            writer: Writer::new(head, body, framing),
+        }
+    }
+
+    /// What it takes to send the same request again, if that is safe: it has no body and its
+    /// method is idempotent (RFC 9110 §9.2.2), so an upstream that did receive it the first
+    /// time is not asked to do something twice that it would not have done once.
+    pub fn replay(&self) -> Option<Replay> {
+        let idempotent = matches!(
+            self.method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        if !idempotent || self.writer.framing != BodyFraming::None {
+            return None;
+        }
+        Some(Replay {
+            method: self.method.clone(),
+            head: self.writer.head.clone(),
+        })
+    }
+}
+
+/// A bodiless request kept to be sent again ([`Outgoing::replay`]).
+pub struct Replay {
+    method: Method,
+    head: Bytes,
+}
+
+impl Replay {
+    /// The request, ready to go again.
+    pub fn into_outgoing(self) -> Outgoing {
+        Outgoing {
+            method: self.method,
+            writer: Writer::new(self.head, crate::body::empty(), BodyFraming::None),
+        }
+    }
+}
+
+/// Writes a request: its head, then its body in its framing, as the body yields it.
+struct Writer {
+    head: Bytes,
+    framing: BodyFraming,
+    queue: VecDeque<Bytes>,
+    body: Option<ProxyBody>,
+    /// Bytes a `Content-Length` body still owes.
+    owed: u64,
+}
+
+impl Writer {
+    fn new(head: Bytes, body: ProxyBody, framing: BodyFraming) -> Self {
+        let mut queue = VecDeque::with_capacity(4);
+        queue.push_back(head.clone());
+        let (body, owed) = match framing {
+            BodyFraming::None => (None, 0),
+            BodyFraming::Length(n) => (Some(body), n),
+            BodyFraming::Chunked => (Some(body), 0),
+        };
+        Writer {
+            head,
+            framing,
+            queue,
+            body,
+            owed,
+        }
+    }
+
+    /// Writes what it can: `Ready(Ok)` once the whole request is written.
+    fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+    ) -> Poll<Result<(), BoxError>> {
+        loop {
+            while !self.queue.is_empty() {
+                let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+                let mut count = 0;
+                for (slice, bytes) in slices.iter_mut().zip(self.queue.iter()) {
+                    *slice = IoSlice::new(bytes);
+                    count += 1;
+                }
+                let written =
+                    ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
+                if written == 0 {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                }
+                self.consume(written);
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.push_data(data)?,
+                    Err(frame) => {
+                        if let (Ok(trailers), BodyFraming::Chunked) =
+                            (frame.into_trailers(), self.framing)
+                        {
+                            self.queue.push_back(encode::last_chunk(Some(&trailers)));
+                            self.body = None;
+                        }
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => {
+                    self.body = None;
+                    match self.framing {
+                        BodyFraming::Chunked => self.queue.push_back(encode::last_chunk(None)),
+                        BodyFraming::Length(_) if self.owed > 0 => {
+                            return Poll::Ready(Err(
+                                "the request body ended before its Content-Length".into(),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn push_data(&mut self, data: Bytes) -> Result<(), BoxError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.framing {
+            BodyFraming::Chunked => {
+                self.queue.push_back(encode::chunk_size_line(data.len()));
+                self.queue.push_back(data);
+                self.queue.push_back(Bytes::from_static(encode::CHUNK_END));
+            }
+            _ => {
+                let len = data.len() as u64;
+                if len > self.owed {
+                    return Err("the request body is longer than its Content-Length".into());
+                }
+                self.owed -= len;
+                self.queue.push_back(data);
+            }
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                return;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                self.queue.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+}
+
+/// A response body read from its connection as it is polled.
+pub struct ResponseBody {
+    connection: Option<Box<Connection>>,
+    decoder: BodyDecoder,
+    /// The rest of the request body, when the upstream answered before it was all written
+    /// (rare, so boxed: the body travels through several futures' states).
+    writer: Option<Box<Writer>>,
+    keep_alive: bool,
+    home: Option<Arc<dyn Recycle>>,
+}
+
+impl ResponseBody {
+    fn new(
+        connection: Box<Connection>,
+        decoder: BodyDecoder,
+        writer: Option<Box<Writer>>,
+        keep_alive: bool,
+        home: Option<Arc<dyn Recycle>>,
+    ) -> Self {
+        let mut body = ResponseBody {
+            connection: Some(connection),
+            decoder,
+            writer,
+            keep_alive,
+            home,
+        };
+        if body.decoder.is_done() {
+            body.finish();
+        }
+        body
+    }
+
+    /// The exchange is over: the connection goes home if it may carry another one (it
+    /// persists, the request was written whole, and nothing beyond the response arrived).
+    fn finish(&mut self) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        if self.keep_alive && self.writer.is_none() && connection.read.is_empty() {
+            if let Some(home) = self.home.take() {
+                home.recycle(connection);
+            }
+        }
+    }
+
+    fn fail(&mut self, error: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.connection = None;
+        Poll::Ready(Some(Err(error.into())))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let (Some(writer), Some(connection)) = (this.writer.as_mut(), this.connection.as_mut()) {
+            // The upstream has answered; the rest of the request is written as it can be,
+            // and if it cannot, the answer still stands but the connection is not reused.
+            match writer.poll_write(cx, &mut connection.stream) {
+                Poll::Ready(Ok(())) => this.writer = None,
+                Poll::Ready(Err(_)) => {
+                    this.writer = None;
+                    this.keep_alive = false;
+                }
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut connection.read) {
+                Err(e) => return this.fail(e),
+                Ok(Decoded::Data(data)) => {
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::Trailers(trailers)) => {
+                    this.finish();
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => match ready!(connection.poll_fill(cx)) {
+                    Ok(0) => {
+                        let ended: Result<Decoded, DecodeError> = this.decoder.closed();
+                        this.connection = None;
+                        return match ended {
+                            Ok(_) => Poll::Ready(None),
+                            Err(e) => Poll::Ready(Some(Err(e.into()))),
+                        };
+                    }
+                    Ok(_) => {}
+                    Err(e) => return this.fail(e),
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
