@@ -62,9 +62,8 @@ pub fn write_head(method: &Method, uri: &Uri, headers: &HeaderMap, framing: Body
     let has_length = headers.contains_key(CONTENT_LENGTH);
     match framing {
         BodyFraming::Length(n) if !has_length => {
-            out.put_slice(b"content-length: ");
-            put_decimal(&mut out, n);
-            out.put_slice(b"\r\n");
+            // Only a body whose request had no `Content-Length` of its own (rare).
+            out.put_slice(format!("content-length: {n}\r\n").as_bytes());
         }
         BodyFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
         BodyFraming::None
@@ -97,20 +96,6 @@ pub fn last_chunk(trailers: Option<&HeaderMap>) -> Bytes {
     }
     out.put_slice(b"\r\n");
     out.freeze()
-}
-
-fn put_decimal(out: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[at..]);
 }
 
 #[cfg(test)]
