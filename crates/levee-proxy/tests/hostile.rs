@@ -8,14 +8,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn proxy_for(a: &inventory::Server) -> Harness {
-    let yaml = format!(
-        "limits: {{max_header_bytes: 8192, max_body_bytes: 1000, body_timeout: 300ms, retry_buffer_bytes: 100}}\n{}",
-        config(
-            &format!("  inventory: {{endpoints: [{}]}}\n", a.addr),
-            "  - {match: {path_prefix: /}, upstream: inventory}\n",
-        )
-    );
-    Harness::start(&yaml).await
+    proxy_with_limits(
+        a,
+        "max_header_bytes: 8192, max_body_bytes: 1000, body_timeout: 300ms, retry_buffer_bytes: 100",
+    )
+    .await
 }
 
 /// Writes `raw` and reads what comes back until the server closes or answers.

@@ -53,18 +53,6 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const LIMITS: &str =
     "max_header_bytes: 8192, max_body_bytes: 1000, body_timeout: 300ms, retry_buffer_bytes: 100";
 
-/// The config of `hostile.rs` with `limits`: everything routed to `inventory`.
-async fn proxy_for(a: &inventory::Server, limits: &str) -> Harness {
-    let yaml = format!(
-        "limits: {{{limits}}}\n{}",
-        config(
-            &format!("  inventory: {{endpoints: [{}]}}\n", a.addr),
-            "  - {match: {path_prefix: /}, upstream: inventory}\n",
-        )
-    );
-    Harness::start(&yaml).await
-}
-
 /// One proxy in front of one `inventory`, on a runtime the proptest runner can block on.
 struct World {
     upstream: inventory::Server,
@@ -86,7 +74,7 @@ impl World {
             .expect("runtime");
         let (upstream, proxy) = runtime.block_on(async {
             let upstream = inventory("inventory").await;
-            let proxy = proxy_for(&upstream, limits).await;
+            let proxy = proxy_with_limits(&upstream, limits).await;
             (upstream, proxy)
         });
         World {

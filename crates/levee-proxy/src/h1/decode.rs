@@ -114,17 +114,21 @@ pub fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, Deco
     );
     let head_bytes = buffer.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(fields.len());
+    // Which of the fields that decide framing and reuse are there, noted as the map is built,
+    // so an absent one is not looked up again.
+    let mut present = Present::default();
     for &((name_at, name_len), (value_at, value_len)) in &fields {
         let name = HeaderName::from_bytes(&head_bytes[name_at..name_at + name_len])
             .map_err(|_| DecodeError("an invalid header name"))?;
+        present.note(&name);
         let value =
             HeaderValue::from_maybe_shared(head_bytes.slice(value_at..value_at + value_len))
                 .map_err(|_| DecodeError("an invalid header value"))?;
         headers.append(name, value);
     }
-    let (framing, framed_cleanly) = framing(method, status, &headers)?;
+    let (framing, framed_cleanly) = framing(method, status, &headers, present)?;
     let keep_alive =
-        framed_cleanly && framing != Framing::UntilClose && persists(version, &headers);
+        framed_cleanly && framing != Framing::UntilClose && persists(version, &headers, present);
     let mut answer = Response::new(());
     *answer.status_mut() = status;
     *answer.version_mut() = version;
@@ -137,6 +141,26 @@ pub fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, Deco
     }))
 }
 
+/// Which of `Content-Length`, `Transfer-Encoding` and `Connection` a head has.
+#[derive(Debug, Default, Clone, Copy)]
+struct Present {
+    length: bool,
+    transfer: bool,
+    connection: bool,
+}
+
+impl Present {
+    fn note(&mut self, name: &HeaderName) {
+        if name == CONTENT_LENGTH {
+            self.length = true;
+        } else if name == TRANSFER_ENCODING {
+            self.transfer = true;
+        } else if name == CONNECTION {
+            self.connection = true;
+        }
+    }
+}
+
 /// The body's framing, and whether it was unambiguous (a response with both
 /// `Transfer-Encoding` and `Content-Length` is read as chunked, RFC 9112 §6.3, but its
 /// connection is not reused: such a message is how responses are smuggled).
@@ -144,6 +168,7 @@ fn framing(
     method: &Method,
     status: StatusCode,
     headers: &HeaderMap,
+    present: Present,
 ) -> Result<(Framing, bool), DecodeError> {
     if method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -151,8 +176,8 @@ fn framing(
     {
         return Ok((Framing::Empty, true));
     }
-    let has_length = headers.contains_key(CONTENT_LENGTH);
-    if headers.contains_key(TRANSFER_ENCODING) {
+    let has_length = present.length;
+    if present.transfer {
         // Only a final `chunked` frames the body; any other coding runs to the close.
         let last = headers
             .get_all(TRANSFER_ENCODING)
@@ -200,7 +225,10 @@ fn framing(
 
 /// Whether the upstream keeps the connection open after this response (RFC 9112 §9.3):
 /// HTTP/1.1 unless it says `close`, HTTP/1.0 only if it says `keep-alive`.
-fn persists(version: Version, headers: &HeaderMap) -> bool {
+fn persists(version: Version, headers: &HeaderMap, present: Present) -> bool {
+    if !present.connection {
+        return version == Version::HTTP_11;
+    }
     let mut tokens = headers
         .get_all(CONNECTION)
         .iter()

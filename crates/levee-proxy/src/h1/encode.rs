@@ -42,8 +42,10 @@ pub fn body_framing(headers: &HeaderMap, empty: bool, exact_size: Option<u64>) -
 pub fn write_head(method: &Method, uri: &Uri, headers: &HeaderMap, framing: BodyFraming) -> Bytes {
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut size = method.as_str().len() + target.len() + 40;
+    let mut has_length = false;
     for (name, value) in headers {
         size += name.as_str().len() + value.len() + 4;
+        has_length |= name == CONTENT_LENGTH;
     }
     let mut out = BytesMut::with_capacity(size);
     out.put_slice(method.as_str().as_bytes());
@@ -59,7 +61,6 @@ pub fn write_head(method: &Method, uri: &Uri, headers: &HeaderMap, framing: Body
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
     }
-    let has_length = headers.contains_key(CONTENT_LENGTH);
     match framing {
         BodyFraming::Length(n) if !has_length => {
             // Only a body whose request had no `Content-Length` of its own (rare).

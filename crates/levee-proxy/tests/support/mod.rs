@@ -201,6 +201,18 @@ where
     }
 }
 
+/// A proxy with `limits` (a YAML flow mapping's inside) routing everything to `upstream`.
+pub async fn proxy_with_limits(upstream: &inventory::Server, limits: &str) -> Harness {
+    let yaml = format!(
+        "limits: {{{limits}}}\n{}",
+        config(
+            &format!("  inventory: {{endpoints: [{}]}}\n", upstream.addr),
+            "  - {match: {path_prefix: /}, upstream: inventory}\n",
+        )
+    );
+    Harness::start(&yaml).await
+}
+
 /// A config with one listener on port 0 and the given upstreams and routes (YAML fragments,
 /// indented as under the top level).
 pub fn config(upstreams: &str, routes: &str) -> String {
