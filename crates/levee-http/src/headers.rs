@@ -212,18 +212,8 @@ pub fn write_deadline_given(
     // Digits on the stack and one copy into the value: `HeaderValue::from(u64)` went
     // through a `BytesMut` and cost two allocations.
     let millis = remaining.min(deadline::MAX_REMAINING).as_millis();
-    let mut n = u64::try_from(millis).unwrap_or(u64::MAX);
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if let Ok(value) = HeaderValue::from_bytes(&digits[at..]) {
+    let n = u64::try_from(millis).unwrap_or(u64::MAX);
+    if let Ok(value) = HeaderValue::from_bytes(crate::decimal::digits(n, &mut [0; 20])) {
         headers.insert(name::TIMEOUT_MS, value);
     }
     if carries_grpc_timeout || is_grpc(headers) {

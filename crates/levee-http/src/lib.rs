@@ -15,6 +15,7 @@
 //! arbitrary input). Malformed *Levee* headers are the caller's mistake and become a
 //! `bad_request` [`Problem`]; malformed tracing headers are replaced, never refused.
 
+pub mod decimal;
 pub mod degraded;
 pub mod headers;
 pub mod problem;

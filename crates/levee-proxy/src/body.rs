@@ -10,17 +10,17 @@
 //! - **streamed**: everything else goes to the upstream as it arrives and is never retried,
 //!   since the bytes already sent cannot be replayed.
 //!
-//! A streamed body is wrapped in [`GuardedIncoming`], which enforces `max_body_bytes` and
+//! A streamed body is wrapped in [`GuardedBody`], which enforces `max_body_bytes` and
 //! `body_timeout` while it streams and leaves a note ([`BodyFault`]) saying which limit a
 //! client broke, or that its body could not be read (a malformed chunk, a body cut short), so
 //! the pipeline can answer 413, 408 or 400 rather than blame the upstream and count the
 //! attempt against its breaker.
 
+use crate::client_body::ClientBody;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -111,8 +111,8 @@ impl std::fmt::Display for ClientBodyError {
 impl std::error::Error for ClientBodyError {}
 
 /// An inbound body streamed to the upstream under the size and time limits.
-pub struct GuardedIncoming {
-    inner: Incoming,
+pub struct GuardedBody {
+    inner: ClientBody,
     max_bytes: u64,
     seen: u64,
     deadline: Pin<Box<Sleep>>,
@@ -120,10 +120,10 @@ pub struct GuardedIncoming {
     failed: bool,
 }
 
-impl GuardedIncoming {
+impl GuardedBody {
     /// Wraps `inner`; the body must be complete within `timeout` from now.
-    pub fn new(inner: Incoming, max_bytes: u64, timeout: Duration, fault: BodyFault) -> Self {
-        GuardedIncoming {
+    pub fn new(inner: ClientBody, max_bytes: u64, timeout: Duration, fault: BodyFault) -> Self {
+        GuardedBody {
             inner,
             max_bytes,
             seen: 0,
@@ -140,7 +140,7 @@ impl GuardedIncoming {
     }
 }
 
-impl Body for GuardedIncoming {
+impl Body for GuardedBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -192,7 +192,7 @@ pub enum RequestBody {
     /// Streams once; `body` is `None` after the first attempt took it.
     Streamed {
         /// The body, until an attempt takes it.
-        body: Option<GuardedIncoming>,
+        body: Option<GuardedBody>,
         /// Where the body notes a broken client limit.
         fault: BodyFault,
     },
@@ -200,15 +200,10 @@ pub enum RequestBody {
 
 impl RequestBody {
     /// A streamed body of at most `max_bytes`, complete within `timeout`.
-    pub fn streamed(inner: Incoming, max_bytes: u64, timeout: Duration) -> Self {
+    pub fn streamed(inner: ClientBody, max_bytes: u64, timeout: Duration) -> Self {
         let fault = BodyFault::default();
         RequestBody::Streamed {
-            body: Some(GuardedIncoming::new(
-                inner,
-                max_bytes,
-                timeout,
-                fault.clone(),
-            )),
+            body: Some(GuardedBody::new(inner, max_bytes, timeout, fault.clone())),
             fault,
         }
     }
@@ -238,7 +233,7 @@ impl RequestBody {
 
 /// Reads a whole body of at most `max_bytes` within `timeout`.
 pub async fn read_limited(
-    body: Incoming,
+    body: ClientBody,
     max_bytes: u64,
     timeout: Duration,
 ) -> Result<Bytes, ReadError> {
@@ -273,5 +268,5 @@ pub enum ReadError {
     /// The client broke a limit.
     Limit(BodyFaultKind),
     /// The client's connection failed while sending.
-    Client(hyper::Error),
+    Client(BoxError),
 }

@@ -120,6 +120,9 @@ pub fn upstream_headers(
     carries_forwarded_for: bool,
 ) -> HeaderMap {
     let mut headers = inbound.clone();
+    // A clone's entries are exactly as many as the inbound ones; room for the fields added on
+    // the way (forwarding, deadline, trace) is made once rather than grown into.
+    headers.reserve(6);
     strip_hop_by_hop(&mut headers);
     if upstream_version == Version::HTTP_2 {
         headers.remove(header::HOST);

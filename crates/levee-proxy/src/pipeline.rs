@@ -47,6 +47,7 @@ use crate::access_log::AccessLog;
 use crate::attempt::{self, AttemptEnd, AttemptRecord, GrpcOutcome, Outbound};
 use crate::body::{self, BodyFaultKind, ProxyBody, ReadError, RequestBody};
 use crate::carried::Carried;
+use crate::client_body::ClientBody;
 use crate::clock::PollClock;
 use crate::fleet::{Admission, Probe};
 use crate::forwarding;
@@ -61,7 +62,6 @@ use http::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{Response, StatusCode, Version};
 use http_body::Body;
-use hyper::body::Incoming;
 use levee_config::LimitsConfig;
 use levee_core::breaker::State;
 use levee_core::bulkhead::{Acquire, BulkheadPermit};
@@ -130,7 +130,7 @@ impl Guards {
 pub(crate) fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    request: http::Request<Incoming>,
+    request: http::Request<ClientBody>,
     carried: Carried,
     extra: Guards,
 ) -> Handling<impl Future<Output = (Response<ProxyBody>, Guards)> + Send> {
@@ -253,7 +253,7 @@ impl Call {
     fn run(
         mut self,
         parts: Parts,
-        body: Incoming,
+        body: ClientBody,
     ) -> impl Future<Output = (Response<ProxyBody>, Guards)> + Send {
         async move {
             let response = self.route_and_call(parts, body).await;
@@ -316,7 +316,7 @@ impl Call {
     fn route_and_call(
         &mut self,
         parts: Parts,
-        body: Incoming,
+        body: ClientBody,
     ) -> impl Future<Output = Response<ProxyBody>> + Send + '_ {
         async move {
             let runtime = self.shared.runtime();
@@ -432,7 +432,7 @@ impl Call {
     async fn prepare_body(
         &self,
         parts: &Parts,
-        body: Incoming,
+        body: ClientBody,
         limits: &LimitsConfig,
     ) -> Result<RequestBody, Response<ProxyBody>> {
         let length = parts

@@ -1,25 +1,22 @@
-//! Listeners and connections: tokio + hyper 1 through hyper-util's `auto` builder, so a
-//! plaintext listener speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port,
-//! and a TLS listener negotiates `h2` or `http/1.1` by ALPN.
+//! Listeners and connections. A plaintext listener speaks HTTP/1.1 and HTTP/2 with prior
+//! knowledge (h2c) on the same port, chosen by the connection's first bytes; a TLS listener
+//! negotiates `h2` or `http/1.1` by ALPN. HTTP/1.1 is served by Levee's own server side
+//! (`h1::server`, see its module doc for why), HTTP/2 by hyper's.
 //!
 //! Defences against slow and hostile clients (`limits`):
 //! - **connections**: at most `max_connections` per listener; beyond that the listener stops
 //!   accepting until one closes (the kernel's backlog holds the rest) instead of accepting and
 //!   dropping;
-//! - **request head**: `header_read_timeout` for the head (and the TLS handshake), at most
-//!   `max_header_bytes` (hyper answers `431`); malformed heads get hyper's `400`. On a
-//!   plaintext connection the first bytes are bounded by it too, measured from accept: the
-//!   `auto` builder reads them to tell an HTTP/1 request line from the HTTP/2 preface with no
-//!   timer of its own, and hyper's head timer only starts after it has chosen
-//!   (hyperium/hyper#3756), so a client that sent nothing, or only part of the preface, would
-//!   be held until `idle_timeout`. [`await_first_bytes`] peeks (leaving the bytes for hyper)
-//!   until they differ from the preface or are all of it, and closes the connection if the
-//!   client is still short of that at `header_read_timeout` or closes first; an HTTP/1 request
-//!   line differs at its first bytes and passes at the first peek. TLS connections choose by
-//!   ALPN, inside the handshake's bound;
+//! - **request head**: `header_read_timeout` for the head (and the TLS handshake), measured
+//!   from accept for the first request; at most `max_header_bytes` (`431`); malformed heads
+//!   get `400` (`h1::request`). On a plaintext connection [`await_first_bytes`] peeks (leaving
+//!   the bytes in the socket) until they differ from the HTTP/2 preface or are all of it, and
+//!   closes the connection if the client is still short of that at `header_read_timeout` or
+//!   closes first; an HTTP/1 request line differs at its first bytes and passes at the first
+//!   peek. TLS connections choose by ALPN, inside the handshake's bound;
 //! - **idle**: a connection with no request in flight for `idle_timeout` is closed gracefully
 //!   (HTTP/1.1 keep-alive connections are also bounded by `header_read_timeout` while they
-//!   wait for the next head, which is hyper's behaviour);
+//!   wait for the next head);
 //! - **HTTP/2**: `h2_max_concurrent_streams` and `h2_max_pending_reset_streams` (the rapid
 //!   reset defence), and the head limit as `max_header_list_size`;
 //! - **bodies**: `max_body_bytes` and `body_timeout`, enforced by the pipeline;
@@ -32,16 +29,19 @@
 
 use crate::body::ProxyBody;
 use crate::carried::Carried;
+use crate::client_body::ClientBody;
 use crate::error::ProxyError;
+use crate::h1;
+use crate::h1::server::{ClientRead, ClientWrite};
 use crate::pipeline::{self, ConnInfo};
 use crate::proxy::{Proxy, Shared};
 use crate::responses;
 use crate::tls;
 use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use levee_config::{Config, LimitsConfig};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,9 +57,6 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-
-/// hyper refuses HTTP/1 read buffers below 8 KiB.
-const MIN_H1_BUFFER: usize = 8 * 1024;
 
 /// A bound, not yet serving, listener.
 pub struct BoundListener {
@@ -229,26 +226,29 @@ async fn serve_connection(
         .unwrap_or_else(|| accepted_at + Duration::from_secs(30 * 365 * 86_400));
     match tls {
         None => {
-            match tokio::time::timeout_at(head_deadline, await_first_bytes(&stream)).await {
-                Ok(Ok(FirstBytes::Decisive)) => {}
-                Ok(Ok(FirstBytes::Closed)) => {
-                    tracing::debug!(peer = %peer, "client closed before a request");
-                    return;
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "reading the first bytes failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "no request within header_read_timeout");
-                    return;
-                }
-            }
+            let first = tokio::time::timeout_at(head_deadline, await_first_bytes(&stream)).await;
             let info = ConnInfo {
                 peer: Some(peer),
                 tls: false,
             };
-            drive(shared, TokioIo::new(stream), info, limits, stop).await;
+            match first {
+                Ok(Ok(FirstBytes::Http1)) => {
+                    let halves = h1::server::split_plain(stream);
+                    drive_h1(shared, halves, info, limits, stop, head_deadline).await;
+                }
+                Ok(Ok(FirstBytes::Http2)) => {
+                    drive_h2(shared, TokioIo::new(stream), info, limits, stop).await;
+                }
+                Ok(Ok(FirstBytes::Closed)) => {
+                    tracing::debug!(peer = %peer, "client closed before a request");
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "reading the first bytes failed");
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "no request within header_read_timeout");
+                }
+            }
         }
         Some(acceptor) => {
             let handshake = tokio::time::timeout_at(head_deadline, acceptor.accept(stream));
@@ -258,7 +258,12 @@ async fn serve_connection(
                         peer: Some(peer),
                         tls: true,
                     };
-                    drive(shared, TokioIo::new(stream), info, limits, stop).await;
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        drive_h2(shared, TokioIo::new(stream), info, limits, stop).await;
+                    } else {
+                        let halves = h1::server::split_tls(stream);
+                        drive_h1(shared, halves, info, limits, stop, head_deadline).await;
+                    }
                 }
                 Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
@@ -267,38 +272,46 @@ async fn serve_connection(
     }
 }
 
-/// The HTTP/2 connection preface (RFC 9113 §3.4): what hyper-util's `auto` builder reads to
-/// choose between HTTP/1 and HTTP/2.
+/// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1
+/// one.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What the bytes waiting on a plaintext connection say (see [`await_first_bytes`]).
 #[derive(Debug, PartialEq, Eq)]
 enum FirstBytes {
-    /// They differ from the HTTP/2 preface (HTTP/1, or junk for hyper to refuse), or are all
-    /// of it: the `auto` builder will choose at once.
-    Decisive,
+    /// They differ from the HTTP/2 preface: HTTP/1 (or junk, for the HTTP/1 server to refuse).
+    Http1,
+    /// The whole HTTP/2 preface: h2c with prior knowledge.
+    Http2,
     /// The client closed (or half-closed) before sending enough to choose by.
     Closed,
 }
 
 /// Whether `peeked` (the first bytes of a connection, at most the preface's length) is enough
-/// for the `auto` builder to choose a protocol: a byte differs from the preface, or it is
-/// the whole preface.
+/// to choose a protocol: a byte differs from the preface, or it is the whole preface.
 fn decisive(peeked: &[u8]) -> bool {
     peeked.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(peeked)
 }
 
-/// Waits until the bytes the client has sent are [`FirstBytes::Decisive`], without reading
-/// them: they stay in the socket for hyper. The caller bounds the wait with
-/// `header_read_timeout`: hyper-util's `auto` builder would otherwise wait for them with no
-/// timer at all (hyperium/hyper#3756).
+/// The protocol decisive bytes choose.
+fn chosen(peeked: &[u8]) -> FirstBytes {
+    if peeked == H2_PREFACE {
+        FirstBytes::Http2
+    } else {
+        FirstBytes::Http1
+    }
+}
+
+/// Waits until the bytes the client has sent are decisive (see [`decisive`]), without reading
+/// them: they stay in the socket for the chosen server. The caller bounds the wait with
+/// `header_read_timeout`. (hyper-util's `auto` builder, which chose before, waited for them
+/// with no timer at all: hyperium/hyper#3756.)
 ///
 /// The common case costs one peek: an HTTP/1 request line differs from `PRI * ...` at its
 /// first byte (`POST`, `PUT` and `PATCH` at the second), and an h2c client sends the whole
 /// preface in one write. Only bytes that are a strict prefix of the preface wait for more.
-/// hyper's own head timer starts once the builder has chosen, so an HTTP/1 head whose first
-/// bytes came late can take up to `header_read_timeout` more: each wait is bounded, and a
-/// client that sends nothing decisive is closed at `header_read_timeout` from accept.
+/// The HTTP/1 head's own bound runs from accept too, so a client that sends nothing decisive,
+/// or no whole head, is closed at `header_read_timeout` from accept.
 async fn await_first_bytes(stream: &TcpStream) -> std::io::Result<FirstBytes> {
     let mut buf = [0u8; H2_PREFACE.len()];
     // Waits for the first bytes (or the end) to arrive.
@@ -307,7 +320,7 @@ async fn await_first_bytes(stream: &TcpStream) -> std::io::Result<FirstBytes> {
         return Ok(FirstBytes::Closed);
     }
     if decisive(&buf[..n]) {
-        return Ok(FirstBytes::Decisive);
+        return Ok(chosen(&buf[..n]));
     }
     await_rest_of_preface(stream, &mut buf).await
 }
@@ -345,7 +358,7 @@ async fn await_rest_of_preface(
         match peeked {
             // Whole preface or a byte that differs; otherwise the end, or a half-close after
             // a prefix that can never become the preface.
-            Ok(n) if n > 0 && decisive(&buf[..n]) => return Ok(FirstBytes::Decisive),
+            Ok(n) if n > 0 && decisive(&buf[..n]) => return Ok(chosen(&buf[..n])),
             Ok(_) => return Ok(FirstBytes::Closed),
             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
@@ -353,18 +366,77 @@ async fn await_rest_of_preface(
     }
 }
 
-/// Without a portable way to peek from inside `try_io`, other platforms hand a strict prefix
-/// of the preface to the `auto` builder as before (unbounded until `idle_timeout`).
+/// Without a portable way to peek from inside `try_io`, other platforms take a strict prefix
+/// of the preface for HTTP/1 (whose server refuses it).
 #[cfg(not(unix))]
 async fn await_rest_of_preface(
     _stream: &TcpStream,
     _buf: &mut [u8; H2_PREFACE.len()],
 ) -> std::io::Result<FirstBytes> {
-    Ok(FirstBytes::Decisive)
+    Ok(FirstBytes::Http1)
 }
 
-/// Serves one connection until it closes, shutting it down gracefully on stop or idleness.
-async fn drive<I>(
+/// The answer to one request on a connection of either protocol: the pipeline's, or `500` if
+/// handling it panicked.
+fn answer(
+    shared: &Arc<Shared>,
+    info: &ConnInfo,
+    activity: &Arc<Activity>,
+    request: http::Request<ClientBody>,
+) -> impl std::future::Future<Output = Result<http::Response<pipeline::Attached>, Infallible>> + Send
+{
+    // Which of Levee's headers the request carries, for the pipeline too. A clone of the id's
+    // value shares its bytes: the text is only made if the handler panics.
+    let carried = Carried::scan(request.headers());
+    let id_for_panic = if carried.any(Carried::REQUEST_ID) {
+        request
+            .headers()
+            .get(levee_http::headers::name::REQUEST_ID)
+            .cloned()
+    } else {
+        None
+    };
+    let guards = pipeline::Guards::new(activity.begin());
+    // No `async` block around the pipeline's future: it would be one more state machine to
+    // move (the call's own future is boxed inside `handle`).
+    let (shared, info) = (Arc::clone(shared), info.clone());
+    Answer::new(
+        move || pipeline::handle(shared, info, request, carried, guards),
+        id_for_panic,
+    )
+}
+
+/// Serves one HTTP/1.1 connection with Levee's own server side until it closes; it closes
+/// gracefully on stop or idleness. The first head is due by `first_head_by`.
+async fn drive_h1(
+    shared: Arc<Shared>,
+    halves: (ClientRead, ClientWrite),
+    info: ConnInfo,
+    limits: LimitsConfig,
+    stop: watch::Receiver<bool>,
+    first_head_by: Instant,
+) {
+    let activity = Arc::new(Activity::new());
+    let close = Arc::new(CloseRequest::default());
+    let _watchdog = watch_in_background(&activity, &limits, stop, &close);
+    let settings = h1::server::Settings {
+        header_read_timeout: limits.header_read_timeout,
+        max_head_bytes: limits.max_header_bytes,
+    };
+    let serving = h1::server::serve(halves, settings, first_head_by, close, |request| {
+        answer(&shared, &info, &activity, request)
+    });
+    let mut serving = std::pin::pin!(serving);
+    // Each poll reads the clock at most once for all the requests' work in it (`clock`).
+    std::future::poll_fn(|cx| {
+        crate::clock::during_poll(|| std::future::Future::poll(serving.as_mut(), cx))
+    })
+    .await;
+}
+
+/// Serves one HTTP/2 connection (hyper's) until it closes, shutting it down gracefully (GOAWAY)
+/// on stop or idleness.
+async fn drive_h2<I>(
     shared: Arc<Shared>,
     io: TokioIo<I>,
     info: ConnInfo,
@@ -373,15 +445,8 @@ async fn drive<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(MIN_H1_BUFFER))
-        .keep_alive(true);
-    builder
-        .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
@@ -391,50 +456,19 @@ async fn drive<I>(
     let service = {
         let activity = Arc::clone(&activity);
         service_fn(move |request: http::Request<Incoming>| {
-            // Which of Levee's headers the request carries, for the pipeline too. A clone of
-            // the id's value shares its bytes: the text is only made if the handler panics.
-            let carried = Carried::scan(request.headers());
-            let id_for_panic = if carried.any(Carried::REQUEST_ID) {
-                request
-                    .headers()
-                    .get(levee_http::headers::name::REQUEST_ID)
-                    .cloned()
-            } else {
-                None
-            };
-            let guards = pipeline::Guards::new(activity.begin());
-            // No `async` block around the pipeline's future: it would be one more state
-            // machine to move (the call's own future is boxed inside `handle`).
-            let (shared, info) = (Arc::clone(&shared), info.clone());
-            Answer::new(
-                move || pipeline::handle(shared, info, request, carried, guards),
-                id_for_panic,
-            )
+            answer(&shared, &info, &activity, request.map(ClientBody::H2))
         })
     };
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
-    // Stop and idleness are watched by a task of their own, which raises `close`: this task is
-    // woken for nearly every read and write of the connection, and polling a stop signal and
-    // an idle timer on each of those wake-ups cost more than the flag's load.
     let close = Arc::new(CloseRequest::default());
-    let watchdog = tokio::spawn(watch_connection(
-        Arc::clone(&activity),
-        limits.idle_timeout,
-        stop,
-        Arc::clone(&close),
-    ));
-    let _watchdog = AbortOnDrop(watchdog);
+    let _watchdog = watch_in_background(&activity, &limits, stop, &close);
     let mut closing = false;
-    // Each poll reads the clock at most once for all the requests' work in it (`clock`).
     let result = std::future::poll_fn(|cx| {
         crate::clock::during_poll(|| {
-            if !closing {
-                close.waker.register(cx.waker());
-                if close.requested.load(Ordering::Acquire) {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                }
+            if !closing && close.is_requested(cx.waker()) {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
             }
             std::future::Future::poll(connection.as_mut(), cx)
         })
@@ -445,14 +479,38 @@ async fn drive<I>(
     }
 }
 
-/// A connection's request to finish what it has in flight and close (see [`drive`]).
+/// Stop and idleness are watched by a task of their own, which raises `close`: a connection's
+/// task is woken for nearly every read and write, and polling a stop signal and an idle timer
+/// on each of those wake-ups cost more than the flag's load.
+fn watch_in_background(
+    activity: &Arc<Activity>,
+    limits: &LimitsConfig,
+    stop: watch::Receiver<bool>,
+    close: &Arc<CloseRequest>,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(watch_connection(
+        Arc::clone(activity),
+        limits.idle_timeout,
+        stop,
+        Arc::clone(close),
+    )))
+}
+
+/// A connection's request to finish what it has in flight and close (see
+/// [`watch_in_background`]).
 #[derive(Default)]
-struct CloseRequest {
+pub(crate) struct CloseRequest {
     requested: AtomicBool,
     waker: AtomicWaker,
 }
 
 impl CloseRequest {
+    /// Whether a close was asked for; `waker` is woken when one is.
+    pub(crate) fn is_requested(&self, waker: &std::task::Waker) -> bool {
+        self.waker.register(waker);
+        self.requested.load(Ordering::Acquire)
+    }
+
     fn raise(&self) {
         self.requested.store(true, Ordering::Release);
         self.waker.wake();
@@ -692,11 +750,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_http1_request_line_is_decisive_at_once_and_left_for_hyper() {
+    async fn an_http1_request_line_chooses_http1_at_once_and_is_left_in_the_socket() {
         use tokio::io::AsyncReadExt;
         let line = b"GET / HTTP/1.1\r\n";
         let (verdict, mut server) = first_bytes(line, None).await;
-        assert_eq!(verdict, FirstBytes::Decisive);
+        assert_eq!(verdict, FirstBytes::Http1);
         let mut read = [0u8; 16];
         server.read_exact(&mut read).await.unwrap();
         assert_eq!(&read, line);
@@ -706,14 +764,14 @@ mod tests {
     #[tokio::test]
     async fn a_preface_in_pieces_is_awaited_until_whole() {
         let (verdict, _) = first_bytes(&H2_PREFACE[..16], Some(&H2_PREFACE[16..])).await;
-        assert_eq!(verdict, FirstBytes::Decisive);
+        assert_eq!(verdict, FirstBytes::Http2);
     }
 
     #[cfg(unix)]
     #[tokio::test]
     async fn a_p_is_awaited_until_the_method_leaves_the_preface() {
         let (verdict, _) = first_bytes(b"P", Some(b"OST / HTTP/1.1\r\n")).await;
-        assert_eq!(verdict, FirstBytes::Decisive);
+        assert_eq!(verdict, FirstBytes::Http1);
     }
 
     #[cfg(unix)]

@@ -693,18 +693,8 @@ fn write_f64(out: &mut Vec<u8>, value: f64) {
 }
 
 /// The decimal digits of `value` (without `core::fmt`'s machinery).
-fn write_u64(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn write_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(levee_http::decimal::digits(value, &mut [0; 20]));
 }
 
 /// `value` as a JSON string, escaped as `serde_json` escapes it.

@@ -7,24 +7,20 @@
 
 use super::decode::{self, BodyDecoder, DecodeError, Decoded, Head, Parsed};
 use super::encode::{self, BodyFraming};
+use super::write::Outbox;
 use crate::body::{BoxError, ProxyBody};
 use bytes::{Buf, Bytes, BytesMut};
 use http::Method;
 use http_body::{Body, Frame, SizeHint};
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 /// The read buffer grows by this much when it runs low.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// At most this many pieces go into one `writev`.
-const MAX_IO_SLICES: usize = 16;
 
 /// Where a connection goes when its exchange is over and it may carry another.
 pub trait Recycle: Send + Sync {
@@ -96,16 +92,21 @@ impl Connection {
         request: Outgoing,
         home: Option<Arc<dyn Recycle>>,
     ) -> Result<http::Response<ResponseBody>, ExchangeError> {
-        let Outgoing { method, writer } = request;
+        let Outgoing {
+            method,
+            writer,
+            mut spare,
+        } = request;
         let mut writer = Some(writer);
         let mut received = false;
-        let head =
-            std::future::poll_fn(|cx| self.poll_head(cx, &mut writer, &method, &mut received))
-                .await
-                .map_err(|error| ExchangeError {
-                    error,
-                    nothing_received: !received,
-                })?;
+        let head = std::future::poll_fn(|cx| {
+            self.poll_head(cx, &mut writer, &method, &mut spare, &mut received)
+        })
+        .await
+        .map_err(|error| ExchangeError {
+            error,
+            nothing_received: !received,
+        })?;
         let Head {
             parts,
             framing,
@@ -126,6 +127,7 @@ impl Connection {
         cx: &mut Context<'_>,
         writer: &mut Option<Writer>,
         method: &Method,
+        spare: &mut http::HeaderMap,
         received: &mut bool,
     ) -> Poll<Result<Head, BoxError>> {
         if let Some(w) = writer.as_mut() {
@@ -136,7 +138,7 @@ impl Connection {
             }
         }
         loop {
-            match decode::parse_head(&mut self.read, method)? {
+            match decode::parse_head(&mut self.read, method, spare)? {
                 Parsed::Head(head) => return Poll::Ready(Ok(head)),
                 Parsed::Interim { len } => {
                     self.read.advance(len);
@@ -173,10 +175,12 @@ pub struct ExchangeError {
     pub nothing_received: bool,
 }
 
-/// A request ready to go: its method (a `HEAD` answer has no body) and its bytes.
+/// A request ready to go: its method (a `HEAD` answer has no body) and its bytes, and its
+/// emptied header map, which the answer's head is read into.
 pub struct Outgoing {
     method: Method,
     writer: Writer,
+    spare: http::HeaderMap,
 }
 
 impl Outgoing {
@@ -189,9 +193,12 @@ impl Outgoing {
             body.size_hint().exact(),
         );
         let head = encode::write_head(&parts.method, &parts.uri, &parts.headers, framing);
+        let mut spare = parts.headers;
+        spare.clear();
         Outgoing {
             method: parts.method,
             writer: Writer::new(head, body, framing),
+            spare,
         }
     }
 
@@ -208,7 +215,7 @@ impl Outgoing {
                 | Method::PUT
                 | Method::DELETE
         );
-        if !idempotent || self.writer.framing != BodyFraming::None {
+        if !idempotent || self.writer.outbox.framing() != BodyFraming::None {
             return None;
         }
         Some(Replay {
@@ -230,6 +237,7 @@ impl Replay {
         Outgoing {
             method: self.method,
             writer: Writer::new(self.head, crate::body::empty(), BodyFraming::None),
+            spare: http::HeaderMap::new(),
         }
     }
 }
@@ -237,29 +245,16 @@ impl Replay {
 /// Writes a request: its head, then its body in its framing, as the body yields it.
 struct Writer {
     head: Bytes,
-    framing: BodyFraming,
-    queue: VecDeque<Bytes>,
+    outbox: Outbox,
     body: Option<ProxyBody>,
-    /// Bytes a `Content-Length` body still owes.
-    owed: u64,
 }
 
 impl Writer {
     fn new(head: Bytes, body: ProxyBody, framing: BodyFraming) -> Self {
-        let mut queue = VecDeque::with_capacity(4);
-        queue.push_back(head.clone());
-        let (body, owed) = match framing {
-            BodyFraming::None => (None, 0),
-            BodyFraming::Length(n) => (Some(body), n),
-            BodyFraming::Chunked => (Some(body), 0),
-        };
-        Writer {
-            head,
-            framing,
-            queue,
-            body,
-            owed,
-        }
+        let mut outbox = Outbox::default();
+        outbox.start(head.clone(), framing);
+        let body = (framing != BodyFraming::None).then_some(body);
+        Writer { head, outbox, body }
     }
 
     /// Writes what it can: `Ready(Ok)` once the whole request is written.
@@ -269,31 +264,16 @@ impl Writer {
         stream: &mut TcpStream,
     ) -> Poll<Result<(), BoxError>> {
         loop {
-            while !self.queue.is_empty() {
-                let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
-                let mut count = 0;
-                for (slice, bytes) in slices.iter_mut().zip(self.queue.iter()) {
-                    *slice = IoSlice::new(bytes);
-                    count += 1;
-                }
-                let written =
-                    ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
-                if written == 0 {
-                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
-                }
-                self.consume(written);
-            }
+            ready!(self.outbox.poll_write(cx, stream))?;
             let Some(body) = self.body.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
             match ready!(Pin::new(body).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.push_data(data)?,
+                    Ok(data) => self.outbox.push_data(data)?,
                     Err(frame) => {
-                        if let (Ok(trailers), BodyFraming::Chunked) =
-                            (frame.into_trailers(), self.framing)
-                        {
-                            self.queue.push_back(encode::last_chunk(Some(&trailers)));
+                        if let Ok(trailers) = frame.into_trailers() {
+                            self.outbox.push_end(Some(&trailers))?;
                             self.body = None;
                         }
                     }
@@ -301,53 +281,8 @@ impl Writer {
                 Some(Err(e)) => return Poll::Ready(Err(e)),
                 None => {
                     self.body = None;
-                    match self.framing {
-                        BodyFraming::Chunked => self.queue.push_back(encode::last_chunk(None)),
-                        BodyFraming::Length(_) if self.owed > 0 => {
-                            return Poll::Ready(Err(
-                                "the request body ended before its Content-Length".into(),
-                            ))
-                        }
-                        _ => {}
-                    }
+                    self.outbox.push_end(None)?;
                 }
-            }
-        }
-    }
-
-    fn push_data(&mut self, data: Bytes) -> Result<(), BoxError> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        match self.framing {
-            BodyFraming::Chunked => {
-                self.queue.push_back(encode::chunk_size_line(data.len()));
-                self.queue.push_back(data);
-                self.queue.push_back(Bytes::from_static(encode::CHUNK_END));
-            }
-            _ => {
-                let len = data.len() as u64;
-                if len > self.owed {
-                    return Err("the request body is longer than its Content-Length".into());
-                }
-                self.owed -= len;
-                self.queue.push_back(data);
-            }
-        }
-        Ok(())
-    }
-
-    fn consume(&mut self, mut written: usize) {
-        while written > 0 {
-            let Some(front) = self.queue.front_mut() else {
-                return;
-            };
-            if written >= front.len() {
-                written -= front.len();
-                self.queue.pop_front();
-            } else {
-                front.advance(written);
-                written = 0;
             }
         }
     }

@@ -2,8 +2,9 @@
 //! sliced from the read buffer without a copy), how its body is framed (RFC 9112 §6.3), and the
 //! chunked coding. No I/O: `connection` feeds the bytes.
 
+use super::fields::{self, Present};
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{HeaderName, HeaderValue};
 use http::response::Parts;
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use std::mem::MaybeUninit;
@@ -65,13 +66,16 @@ pub enum Parsed {
 }
 
 /// Parses the response head at the start of `buffer`, the answer to a `method` request. A
-/// whole head is split off the buffer; an interim response is not (see [`Parsed::Interim`]).
-pub fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, DecodeError> {
-    type Span = (usize, usize);
+/// whole head is split off the buffer, its fields into `spare` (an emptied map to reuse); an
+/// interim response is not (see [`Parsed::Interim`]).
+pub fn parse_head(
+    buffer: &mut BytesMut,
+    method: &Method,
+    spare: &mut HeaderMap,
+) -> Result<Parsed, DecodeError> {
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
     let base = buffer.as_ptr() as usize;
-    let at = |s: &[u8]| -> Span { (s.as_ptr() as usize - base, s.len()) };
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut response,
         buffer,
@@ -103,32 +107,14 @@ pub fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, Deco
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    // Where each field is, so the head can be split off (ending the parse's borrow) and the
-    // values sliced from it.
-    let mut fields: Vec<(Span, Span)> = Vec::with_capacity(response.headers.len());
-    fields.extend(
-        response
-            .headers
-            .iter()
-            .map(|header| (at(header.name.as_bytes()), at(header.value))),
-    );
+    let fields = fields::spans(base, response.headers);
     let head_bytes = buffer.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    // Which of the fields that decide framing and reuse are there, noted as the map is built,
-    // so an absent one is not looked up again.
-    let mut present = Present::default();
-    for &((name_at, name_len), (value_at, value_len)) in &fields {
-        let name = HeaderName::from_bytes(&head_bytes[name_at..name_at + name_len])
-            .map_err(|_| DecodeError("an invalid header name"))?;
-        present.note(&name);
-        let value =
-            HeaderValue::from_maybe_shared(head_bytes.slice(value_at..value_at + value_len))
-                .map_err(|_| DecodeError("an invalid header value"))?;
-        headers.append(name, value);
-    }
+    let (headers, present) =
+        fields::header_map(&head_bytes, &fields, std::mem::take(spare)).map_err(DecodeError)?;
     let (framing, framed_cleanly) = framing(method, status, &headers, present)?;
-    let keep_alive =
-        framed_cleanly && framing != Framing::UntilClose && persists(version, &headers, present);
+    let keep_alive = framed_cleanly
+        && framing != Framing::UntilClose
+        && fields::persists(version, &headers, present);
     let mut answer = Response::new(());
     *answer.status_mut() = status;
     *answer.version_mut() = version;
@@ -139,26 +125,6 @@ pub fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, Deco
         framing,
         keep_alive,
     }))
-}
-
-/// Which of `Content-Length`, `Transfer-Encoding` and `Connection` a head has.
-#[derive(Debug, Default, Clone, Copy)]
-struct Present {
-    length: bool,
-    transfer: bool,
-    connection: bool,
-}
-
-impl Present {
-    fn note(&mut self, name: &HeaderName) {
-        if name == CONTENT_LENGTH {
-            self.length = true;
-        } else if name == TRANSFER_ENCODING {
-            self.transfer = true;
-        } else if name == CONNECTION {
-            self.connection = true;
-        }
-    }
 }
 
 /// The body's framing, and whether it was unambiguous (a response with both
@@ -176,70 +142,24 @@ fn framing(
     {
         return Ok((Framing::Empty, true));
     }
-    let has_length = present.length;
     if present.transfer {
         // Only a final `chunked` frames the body; any other coding runs to the close.
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim);
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => {
-                (Framing::Chunked, !has_length)
-            }
-            _ => (Framing::UntilClose, false),
+        return Ok(if fields::final_coding_is_chunked(headers) {
+            (Framing::Chunked, !present.length)
+        } else {
+            (Framing::UntilClose, false)
         });
     }
-    if !has_length {
+    if !present.length {
         return Ok((Framing::UntilClose, true));
     }
-    // Every value (and every element of a list) must be the same number.
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let text = value
-            .to_str()
-            .map_err(|_| DecodeError("a Content-Length that is not a number"))?;
-        for element in text.split(',') {
-            let element = element.trim();
-            if element.is_empty() || !element.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecodeError("a Content-Length that is not a number"));
-            }
-            let n: u64 = element
-                .parse()
-                .map_err(|_| DecodeError("a Content-Length that is too large"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(DecodeError("Content-Length values that disagree"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(0) => (Framing::Empty, true),
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::UntilClose, true),
-    })
-}
-
-/// Whether the upstream keeps the connection open after this response (RFC 9112 §9.3):
-/// HTTP/1.1 unless it says `close`, HTTP/1.0 only if it says `keep-alive`.
-fn persists(version: Version, headers: &HeaderMap, present: Present) -> bool {
-    if !present.connection {
-        return version == Version::HTTP_11;
-    }
-    let mut tokens = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim);
-    if version == Version::HTTP_11 {
-        !tokens.any(|t| t.eq_ignore_ascii_case("close"))
-    } else {
-        tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
-    }
+    Ok(
+        match fields::content_length(headers, fields::Lists::Allowed).map_err(DecodeError)? {
+            Some(0) => (Framing::Empty, true),
+            Some(n) => (Framing::Length(n), true),
+            None => (Framing::UntilClose, true),
+        },
+    )
 }
 
 /// What the body decoder produced from the buffer.
@@ -408,7 +328,7 @@ mod tests {
 
     fn head(raw: &str, method: Method) -> Result<(Head, BytesMut), DecodeError> {
         let mut buffer = BytesMut::from(raw);
-        match parse_head(&mut buffer, &method)? {
+        match parse_head(&mut buffer, &method, &mut HeaderMap::new())? {
             Parsed::Head(head) => Ok((head, buffer)),
             other => panic!("not a head: {other:?}"),
         }
@@ -450,23 +370,25 @@ mod tests {
     fn a_partial_head_asks_for_more_and_a_huge_one_is_refused() {
         let mut buffer = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Le");
         assert!(matches!(
-            parse_head(&mut buffer, &Method::GET),
+            parse_head(&mut buffer, &Method::GET, &mut HeaderMap::new()),
             Ok(Parsed::Partial)
         ));
         let mut huge = BytesMut::from("HTTP/1.1 200 OK\r\nX: ");
         huge.extend_from_slice(&vec![b'a'; MAX_HEAD_BYTES]);
-        assert!(parse_head(&mut huge, &Method::GET).is_err());
+        assert!(parse_head(&mut huge, &Method::GET, &mut HeaderMap::new()).is_err());
     }
 
     #[test]
     fn interim_responses_are_skipped_and_101_refused() {
         let mut buffer = BytesMut::from("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n");
-        let Parsed::Interim { len } = parse_head(&mut buffer, &Method::POST).unwrap() else {
+        let Parsed::Interim { len } =
+            parse_head(&mut buffer, &Method::POST, &mut HeaderMap::new()).unwrap()
+        else {
             panic!("not interim")
         };
         assert_eq!(len, 25);
         let mut switching = BytesMut::from("HTTP/1.1 101 Switching Protocols\r\n\r\n");
-        assert!(parse_head(&mut switching, &Method::GET).is_err());
+        assert!(parse_head(&mut switching, &Method::GET, &mut HeaderMap::new()).is_err());
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum BodyFraming {
     Length(u64),
     /// `Transfer-Encoding: chunked`: a streamed body of unknown size.
     Chunked,
+    /// Neither: the body runs until the connection closes (only an answer to an HTTP/1.0
+    /// client whose body's size is unknown).
+    UntilClose,
 }
 
 /// The framing of a request's body, as hyper's client chooses it: the request's own
@@ -64,7 +67,9 @@ pub fn write_head(method: &Method, uri: &Uri, headers: &HeaderMap, framing: Body
     match framing {
         BodyFraming::Length(n) if !has_length => {
             // Only a body whose request had no `Content-Length` of its own (rare).
-            out.put_slice(format!("content-length: {n}\r\n").as_bytes());
+            out.put_slice(b"content-length: ");
+            out.put_slice(levee_http::decimal::digits(n, &mut [0; 20]));
+            out.put_slice(b"\r\n");
         }
         BodyFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
         BodyFraming::None

@@ -1,5 +1,10 @@
-//! Levee's own HTTP/1.1 client side: how requests are written to upstreams and responses read
-//! back, on connections the pool (`crate::pool`) keeps.
+//! Levee's own HTTP/1.1, both sides of the proxy:
+//! - **the client side**, towards upstreams: requests written (`encode`) and answers read
+//!   (`decode`) on connections the pool (`crate::pool`) keeps (`connection`);
+//! - **the server side**, towards clients: requests read (`request`) and answered
+//!   (`response`) on each client connection (`server`; its module doc has the decisions);
+//! - shared: a head's fields into an `http::HeaderMap` (`fields`) and vectored writing of a
+//!   framed message (`write`).
 //!
 //! Why not hyper's `client::conn::http1`: it runs each connection in a task of its own and
 //! hands requests, responses and response bodies across channels (`want`, an mpsc queue, a
@@ -9,8 +14,9 @@
 //! share of the distance to HAProxy that issue #3 measures (docs/benchmarks.md, "The seventh
 //! data-path pass"). Here the request's own task writes the request and reads the answer,
 //! with httparse (the parser hyper uses) and `http`'s types, so nothing else changes for the
-//! pipeline. hyper still serves the clients, and the h2c upstreams.
+//! pipeline. hyper still serves HTTP/2 clients and h2c upstreams.
 //!
+//! Client-side decisions (the same as hyper's client unless said):
 //! Decisions (the same as hyper's client unless said):
 //! - **Framing** (`encode`): the request's `Content-Length` if it has one, none for a body
 //!   known to be empty (`Content-Length: 0` for `POST`/`PUT`/`PATCH`), the exact size of a body
@@ -36,3 +42,8 @@
 pub mod connection;
 pub mod decode;
 pub mod encode;
+pub mod fields;
+pub mod request;
+pub mod response;
+pub mod server;
+pub mod write;
