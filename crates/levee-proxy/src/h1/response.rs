@@ -3,10 +3,12 @@
 //!
 //! Decisions (hyper's, which Levee's answers followed before it wrote them itself):
 //! - **Framing**: no body for `HEAD`, 1xx, 204 and 304 (their headers pass as they are); the
-//!   answer's own `Content-Length` if it has one; the exact size of a body that knows it; for
-//!   any other body chunked to an HTTP/1.1 client, and to an HTTP/1.0 client the body runs to
-//!   the close. A `Transfer-Encoding` in the answer is never copied: Levee frames the body.
+//!   exact size of a body that knows it; else the answer's own `Content-Length` if it has one;
+//!   for any other body chunked to an HTTP/1.1 client, and to an HTTP/1.0 client the body runs
+//!   to the close. A `Transfer-Encoding` in the answer is never copied: Levee frames the body.
 //! - **Version**: the status line says HTTP/1.0 to an HTTP/1.0 client, HTTP/1.1 otherwise.
+//! - **Framing fields** are Levee's: `Content-Length` says the length written (an answer's own
+//!   is kept only where no body is written) and `Transfer-Encoding` is never copied.
 //! - **Connection**: `connection: close` when the connection closes after this answer, and
 //!   `connection: keep-alive` to an HTTP/1.0 client that keeps it.
 //! - **Date**: added when the answer has none, from a clock read at most once a second.
@@ -35,11 +37,15 @@ pub fn framing(
     {
         return BodyFraming::None;
     }
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    match declared.or(exact_size) {
+    // A body that knows its size frames itself (an upstream's `Content-Length` body says the
+    // same); the answer's own `Content-Length` is looked up only for one that does not.
+    let declared = || {
+        headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    };
+    match exact_size.or_else(declared) {
         Some(n) => BodyFraming::Length(n),
         None if version == Version::HTTP_10 => BodyFraming::UntilClose,
         None => BodyFraming::Chunked,
@@ -59,12 +65,10 @@ pub fn write_head(
     close: bool,
 ) -> (Bytes, bool) {
     let mut size = 128;
-    let mut has_length = false;
     let mut has_date = false;
     let mut asks_close = false;
     for (name, value) in headers {
         size += name.as_str().len() + value.len() + 4;
-        has_length |= name == CONTENT_LENGTH;
         has_date |= name == DATE;
         if name == CONNECTION {
             asks_close |= value
@@ -83,8 +87,13 @@ pub fn write_head(
     buffer.put_u8(b' ');
     buffer.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
     buffer.put_slice(b"\r\n");
+    // The framing fields are Levee's: the body is written as `framing` says, so an answer's own
+    // `Content-Length` is replaced by the length written (kept only where no body is written:
+    // `HEAD`, 204, 304).
+    let own_length = framing != BodyFraming::None;
     for (name, value) in headers {
-        if name == TRANSFER_ENCODING || name == CONNECTION {
+        if name == TRANSFER_ENCODING || name == CONNECTION || (own_length && name == CONTENT_LENGTH)
+        {
             continue;
         }
         buffer.put_slice(name.as_str().as_bytes());
@@ -93,7 +102,7 @@ pub fn write_head(
         buffer.put_slice(b"\r\n");
     }
     match framing {
-        BodyFraming::Length(n) if !has_length => {
+        BodyFraming::Length(n) => {
             buffer.put_slice(b"content-length: ");
             buffer.put_slice(levee_http::decimal::digits(n, &mut [0; 20]));
             buffer.put_slice(b"\r\n");
@@ -188,8 +197,13 @@ mod tests {
             );
         }
         assert_eq!(
-            framing(false, v11, ok, &declared, Some(3)),
+            framing(false, v11, ok, &declared, None),
             BodyFraming::Length(12)
+        );
+        assert_eq!(
+            framing(false, v11, ok, &declared, Some(3)),
+            BodyFraming::Length(3),
+            "the body's own size is what is written"
         );
         assert_eq!(
             framing(false, v11, ok, &none, Some(3)),
@@ -207,6 +221,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-a", HeaderValue::from_static("1"));
         headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("7"));
         let mut buffer = BytesMut::new();
         let (head, asks_close) = write_head(
             &mut buffer,
@@ -221,6 +236,11 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 42\r\ndate: "));
         assert!(head.ends_with(" GMT\r\n\r\n"), "{head}");
         assert!(!head.contains("gzip") && !head.contains("connection"));
+        assert!(
+            !head.contains(": 7"),
+            "the length written replaces the answer's: {head}"
+        );
+        headers.remove(CONTENT_LENGTH);
 
         headers.insert(
             DATE,
