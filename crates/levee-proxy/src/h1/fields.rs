@@ -34,6 +34,13 @@ pub struct Present {
     pub length: bool,
     pub transfer: bool,
     pub connection: bool,
+    /// A `Connection` field that was just `close` (not put in the map).
+    pub close: bool,
+    /// A `Connection` field that was just `keep-alive` (not put in the map).
+    pub keep_alive: bool,
+    /// A `Connection` field with anything else (a list, other names): it is in the map, for
+    /// the hop-by-hop rules to read.
+    pub connection_listed: bool,
     pub expect: bool,
     pub te: bool,
     pub upgrade: bool,
@@ -45,8 +52,6 @@ impl Present {
             self.length = true;
         } else if name == TRANSFER_ENCODING {
             self.transfer = true;
-        } else if name == CONNECTION {
-            self.connection = true;
         } else if name == EXPECT {
             self.expect = true;
         } else if name == TE {
@@ -60,6 +65,10 @@ impl Present {
 /// The header map of a head whose fields are at `fields` in `head`, built in `spare` (an
 /// emptied map whose allocation is reused: a connection's maps go round from request to
 /// answer, as hyper's do, so none is allocated or grown per message).
+///
+/// A `Connection` field that is just `close` or `keep-alive` is noted in [`Present`] and left
+/// out of the map: it is hop-by-hop, so it would only be removed again before the message is
+/// passed on (the usual upstream answer says `Connection: keep-alive`).
 pub fn header_map(
     head: &Bytes,
     fields: &[(Span, Span)],
@@ -71,6 +80,19 @@ pub fn header_map(
     for &((name_at, name_len), (value_at, value_len)) in fields {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
             .map_err(|_| "an invalid header name")?;
+        if name == CONNECTION {
+            present.connection = true;
+            let token = head[value_at..value_at + value_len].trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                present.close = true;
+                continue;
+            }
+            if token.eq_ignore_ascii_case(b"keep-alive") {
+                present.keep_alive = true;
+                continue;
+            }
+            present.connection_listed = true;
+        }
         present.note(&name);
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
             .map_err(|_| "an invalid header value")?;
@@ -169,13 +191,11 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// Whether the sender keeps the connection open after this message (RFC 9112 §9.3): HTTP/1.1
 /// unless it says `close`, HTTP/1.0 only if it says `keep-alive`.
 pub fn persists(version: Version, headers: &HeaderMap, present: Present) -> bool {
-    if !present.connection {
-        return version == Version::HTTP_11;
-    }
+    let listed = |token| present.connection_listed && connection_has(headers, token);
     if version == Version::HTTP_11 {
-        !connection_has(headers, "close")
+        !(present.close || listed("close"))
     } else {
-        connection_has(headers, "keep-alive")
+        present.keep_alive || listed("keep-alive")
     }
 }
 
@@ -211,6 +231,34 @@ mod tests {
             Ok(Some(u64::MAX)),
             "twenty digits take the general walk"
         );
+    }
+
+    #[test]
+    fn a_plain_connection_field_is_noted_not_kept() {
+        let build = |raw: &'static [u8]| {
+            let head = Bytes::from_static(raw);
+            let mut parsed = [httparse::EMPTY_HEADER; 8];
+            let httparse::Status::Complete((_, parsed)) =
+                httparse::parse_headers(&head, &mut parsed).unwrap()
+            else {
+                panic!("a whole header section")
+            };
+            let fields = spans(head.as_ptr() as usize, parsed);
+            header_map(&head, &fields, HeaderMap::new()).unwrap()
+        };
+        let (map, present) = build(b"Connection: Keep-Alive\r\nX-A: 1\r\n\r\n");
+        assert!(present.connection && present.keep_alive && !present.connection_listed);
+        assert!(!map.contains_key(CONNECTION) && map.contains_key("x-a"));
+        assert!(persists(Version::HTTP_10, &map, present));
+        let (map, present) = build(b"Connection: close\r\n\r\n");
+        assert!(present.close && map.is_empty());
+        assert!(!persists(Version::HTTP_11, &map, present));
+        let (map, present) = build(b"Connection: x-hop, close\r\n\r\n");
+        assert!(present.connection_listed && map.contains_key(CONNECTION));
+        assert!(!persists(Version::HTTP_11, &map, present));
+        let (map, present) = build(b"\r\n");
+        assert!(persists(Version::HTTP_11, &map, present));
+        assert!(!persists(Version::HTTP_10, &map, present));
     }
 
     #[test]
