@@ -100,13 +100,13 @@ impl Http1Pool {
         // argument and as the local it is moved into).
         let slot = self.endpoints.iter().find(|e| e.authority == *authority);
         ensure_host(&mut request, authority);
-        let outgoing = Outgoing::new(request);
+        // Held once, here: the exchange borrows it.
+        let mut outgoing = Outgoing::new(request);
         async move {
             let home = slot.map(|s| Arc::clone(s) as Arc<dyn Recycle>);
-            let mut outgoing = outgoing;
             if let Some(connection) = slot.and_then(|s| s.checkout()) {
                 let again = outgoing.replay();
-                match connection.exchange(outgoing, home.clone()).await {
+                match connection.exchange(&mut outgoing, home.clone()).await {
                     Ok(response) => return Ok(response.map(UpstreamBody::H1)),
                     // The upstream had closed it: once more on a fresh one, if safe.
                     Err(ExchangeError {
@@ -121,7 +121,7 @@ impl Http1Pool {
             }
             let connection = connect(authority, self.connect_timeout).await?;
             let response = connection
-                .exchange(outgoing, home)
+                .exchange(&mut outgoing, home)
                 .await
                 .map_err(|e| PoolError::Exchange(e.error))?;
             Ok(response.map(UpstreamBody::H1))

@@ -87,20 +87,23 @@ impl Connection {
 
     /// Writes `request` and waits for the response head. On success the connection moves
     /// into the response body, which hands it to `home` when the exchange is over.
+    ///
+    /// The request is borrowed, not moved in: the pool's future that calls this one holds it
+    /// already (and may send it again), and a moved-in request would be held twice.
     pub async fn exchange(
         mut self: Box<Self>,
-        request: Outgoing,
+        request: &mut Outgoing,
         home: Option<Arc<dyn Recycle>>,
     ) -> Result<http::Response<ResponseBody>, ExchangeError> {
-        let Outgoing {
-            method,
-            writer,
-            mut spare,
-        } = request;
-        let mut writer = Some(writer);
         let mut received = false;
         let head = std::future::poll_fn(|cx| {
-            self.poll_head(cx, &mut writer, &method, &mut spare, &mut received)
+            self.poll_head(
+                cx,
+                &mut request.writer,
+                &request.method,
+                &mut request.spare,
+                &mut received,
+            )
         })
         .await
         .map_err(|error| ExchangeError {
@@ -115,7 +118,7 @@ impl Connection {
         let body = ResponseBody::new(
             self,
             BodyDecoder::new(framing),
-            writer.map(Box::new),
+            request.writer.take().map(Box::new),
             keep_alive,
             home,
         );
@@ -179,7 +182,8 @@ pub struct ExchangeError {
 /// emptied header map, which the answer's head is read into.
 pub struct Outgoing {
     method: Method,
-    writer: Writer,
+    /// Until the request is written whole (or the rest moves into the response body).
+    writer: Option<Writer>,
     spare: http::HeaderMap,
 }
 
@@ -197,7 +201,7 @@ impl Outgoing {
         spare.clear();
         Outgoing {
             method: parts.method,
-            writer: Writer::new(head, body, framing),
+            writer: Some(Writer::new(head, body, framing)),
             spare,
         }
     }
@@ -215,12 +219,13 @@ impl Outgoing {
                 | Method::PUT
                 | Method::DELETE
         );
-        if !idempotent || self.writer.outbox.framing() != BodyFraming::None {
+        let writer = self.writer.as_ref()?;
+        if !idempotent || writer.outbox.framing() != BodyFraming::None {
             return None;
         }
         Some(Replay {
             method: self.method.clone(),
-            head: self.writer.head.clone(),
+            head: writer.head.clone(),
         })
     }
 }
@@ -236,7 +241,11 @@ impl Replay {
     pub fn into_outgoing(self) -> Outgoing {
         Outgoing {
             method: self.method,
-            writer: Writer::new(self.head, crate::body::empty(), BodyFraming::None),
+            writer: Some(Writer::new(
+                self.head,
+                crate::body::empty(),
+                BodyFraming::None,
+            )),
             spare: http::HeaderMap::new(),
         }
     }
