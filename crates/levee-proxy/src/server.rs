@@ -554,33 +554,31 @@ impl Drop for AbortOnDrop {
 pin_project_lite::pin_project! {
     /// A request's answer, or `500` if handling it panicked.
     ///
-    /// `start` (which calls `pipeline::handle`) runs at the first poll, inside the unwind
-    /// guard, and its future goes straight into its pinned place: calling it when hyper asks
-    /// for the future would need a guard of its own and move the whole future twice more.
-    struct Answer<S, F> {
-        start: Option<S>,
+    /// The handler is started at once, inside an unwind guard of its own (`pipeline::handle`
+    /// does its synchronous part and returns a small future, the call's own being boxed), so
+    /// the request and its companions are not kept in this future to be moved again at its
+    /// first poll; each poll runs inside the guard too.
+    struct Answer<F> {
         #[pin]
         handling: Option<F>,
         id_for_panic: Option<http::HeaderValue>,
     }
 }
 
-impl<S, F> Answer<S, F>
-where
-    S: FnOnce() -> F,
-{
-    fn new(start: S, id_for_panic: Option<http::HeaderValue>) -> Self {
+impl<F> Answer<F> {
+    fn new<S>(start: S, id_for_panic: Option<http::HeaderValue>) -> Self
+    where
+        S: FnOnce() -> F,
+    {
         Answer {
-            start: Some(start),
-            handling: None,
+            handling: std::panic::catch_unwind(AssertUnwindSafe(start)).ok(),
             id_for_panic,
         }
     }
 }
 
-impl<S, F, B> std::future::Future for Answer<S, F>
+impl<F, B> std::future::Future for Answer<F>
 where
-    S: FnOnce() -> F,
     F: std::future::Future<Output = http::Response<B>>,
     B: From<ProxyBody>,
 {
@@ -588,19 +586,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let start = this.start.take();
         let handling = &mut this.handling;
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            if let Some(start) = start {
-                handling.set(Some(start()));
-            }
             handling.as_mut().as_pin_mut().map(|h| h.poll(cx))
         }));
         match polled {
             Ok(Some(Poll::Pending)) => Poll::Pending,
             Ok(Some(Poll::Ready(response))) => Poll::Ready(Ok(response)),
-            // A panic, or polled again after one.
+            // A panic now, when it started, or polled again after one.
             Ok(None) | Err(_) => {
+                handling.set(None);
                 let id = this.id_for_panic.as_ref().and_then(|v| v.to_str().ok());
                 Poll::Ready(Ok(internal_error(id.unwrap_or("")).map(B::from)))
             }
@@ -674,9 +669,8 @@ mod tests {
 
     type Ready = std::future::Ready<http::Response<ProxyBody>>;
 
-    fn answered<S, F>(answer: Answer<S, F>) -> http::Response<ProxyBody>
+    fn answered<F>(answer: Answer<F>) -> http::Response<ProxyBody>
     where
-        S: FnOnce() -> F,
         F: std::future::Future<Output = http::Response<ProxyBody>>,
     {
         let polled = std::pin::pin!(answer).now_or_never();
