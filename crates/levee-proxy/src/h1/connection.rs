@@ -5,8 +5,9 @@
 //! been read to its end on a connection that persists, and is closed when it is dropped
 //! before that (which is how an upstream request is cancelled).
 
-use super::decode::{self, BodyDecoder, DecodeError, Decoded, Head, Parsed};
+use super::decode::{self, BodyDecoder, Head, Parsed};
 use super::encode::{self, BodyFraming};
+use super::read::{self, BodyError, READ_CHUNK};
 use super::write::Outbox;
 use crate::body::{BoxError, ProxyBody};
 use bytes::{Buf, Bytes, BytesMut};
@@ -18,9 +19,6 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
-
-/// The read buffer grows by this much when it runs low.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Where a connection goes when its exchange is over and it may carry another.
 pub trait Recycle: Send + Sync {
@@ -74,15 +72,8 @@ impl Connection {
     }
 
     /// Reads what has arrived into the read buffer: `Ok(0)` when the upstream closed.
-    ///
-    /// Through `AsyncRead`, whose short reads clear the socket's readiness (a read that did
-    /// not fill the buffer drained the socket), so [`Connection::is_open`] finds it pending
-    /// afterwards and needs no system call; `try_read_buf` would leave it set.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.read.capacity() - self.read.len() < READ_CHUNK / 4 {
-            self.read.reserve(READ_CHUNK);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read)
+        read::poll_fill(&mut self.stream, &mut self.read, cx)
     }
 
     /// Writes `request` and waits for the response head. On success the connection moves
@@ -369,39 +360,25 @@ impl Body for ResponseBody {
                 Poll::Pending => {}
             }
         }
-        loop {
-            let Some(connection) = this.connection.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.decoder.decode(&mut connection.read) {
-                Err(e) => return this.fail(e),
-                Ok(Decoded::Data(data)) => {
-                    if this.decoder.is_done() {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Ok(Decoded::Trailers(trailers)) => {
+        let Some(connection) = this.connection.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let Connection { stream, read } = &mut **connection;
+        match ready!(read::poll_body_frame(&mut this.decoder, cx, stream, read)) {
+            Some(Ok(frame)) => {
+                if this.decoder.is_done() {
                     this.finish();
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
-                Ok(Decoded::End) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Ok(Decoded::NeedMore) => match ready!(connection.poll_fill(cx)) {
-                    Ok(0) => {
-                        let ended: Result<Decoded, DecodeError> = this.decoder.closed();
-                        this.connection = None;
-                        return match ended {
-                            Ok(_) => Poll::Ready(None),
-                            Err(e) => Poll::Ready(Some(Err(e.into()))),
-                        };
-                    }
-                    Ok(_) => {}
-                    Err(e) => return this.fail(e),
-                },
+                Poll::Ready(Some(Ok(frame)))
             }
+            None => {
+                // Its end, or the close that ends a body running to it (such a connection is
+                // never kept: `finish` drops it).
+                this.finish();
+                Poll::Ready(None)
+            }
+            Some(Err(BodyError::Invalid(e))) => this.fail(e),
+            Some(Err(BodyError::Io(e))) => this.fail(e),
         }
     }
 

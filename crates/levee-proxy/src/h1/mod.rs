@@ -43,6 +43,7 @@ pub mod connection;
 pub mod decode;
 pub mod encode;
 pub mod fields;
+pub mod read;
 pub mod request;
 pub mod response;
 pub mod server;

@@ -27,8 +27,9 @@
 //!   stop or idle close was asked for (`CloseRequest`); after a close is asked for, the
 //!   answer in flight says `connection: close`, and a connection waiting for a head closes.
 
-use super::decode::{BodyDecoder, Decoded, Framing};
+use super::decode::{BodyDecoder, Framing};
 use super::encode::BodyFraming;
+use super::read::{self, READ_CHUNK};
 use super::request::{self, RequestHead};
 use super::response;
 use super::write::Outbox;
@@ -51,9 +52,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{tcp, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
-
-/// The read buffer grows by this much when it runs low.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// An answer's body is read ahead of the socket by at most this much.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
@@ -162,10 +160,7 @@ pub struct ReadSide {
 impl ReadSide {
     /// Reads what has arrived: `Ok(0)` when the client closed.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buffer.capacity() - self.buffer.len() < READ_CHUNK / 4 {
-            self.buffer.reserve(READ_CHUNK);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.reader), cx, &mut self.buffer)
+        read::poll_fill(&mut self.reader, &mut self.buffer, cx)
     }
 
     /// The next request's head: `Ok(None)` when the connection is over before one (the client
@@ -465,36 +460,22 @@ impl Body for InboundBody {
             this.handoff.continue_wanted.store(true, Ordering::Release);
             this.handoff.server.wake();
         }
-        loop {
-            let Some(side) = this.side.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.decoder.decode(&mut side.buffer) {
-                Err(e) => {
-                    return this.fail(format!("the request body could not be read: {}", e.0).into())
-                }
-                Ok(Decoded::Data(data)) => {
-                    if this.decoder.is_done() {
-                        this.give_back();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Ok(Decoded::Trailers(trailers)) => {
+        let Some(side) = this.side.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let ReadSide { reader, buffer } = &mut **side;
+        match ready!(read::poll_body_frame(&mut this.decoder, cx, reader, buffer)) {
+            Some(Ok(frame)) => {
+                if this.decoder.is_done() {
                     this.give_back();
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
-                Ok(Decoded::End) => {
-                    this.give_back();
-                    return Poll::Ready(None);
-                }
-                Ok(Decoded::NeedMore) => match ready!(side.poll_fill(cx)) {
-                    Ok(0) => {
-                        return this.fail("the client closed before the request body's end".into())
-                    }
-                    Ok(_) => {}
-                    Err(e) => return this.fail(e.into()),
-                },
+                Poll::Ready(Some(Ok(frame)))
             }
+            None => {
+                this.give_back();
+                Poll::Ready(None)
+            }
+            Some(Err(e)) => this.fail(format!("the request body could not be read: {e}").into()),
         }
     }
 
