@@ -3,8 +3,8 @@
 //! what the fields that frame a message and decide its connection's reuse say.
 
 use bytes::Bytes;
+use http::header::TRANSFER_ENCODING;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TE};
-use http::header::{TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, Version};
 
 /// Where a piece of a head is: its offset from the head's start and its length.
@@ -43,7 +43,6 @@ pub struct Present {
     pub connection_listed: bool,
     pub expect: bool,
     pub te: bool,
-    pub upgrade: bool,
 }
 
 impl Present {
@@ -56,8 +55,6 @@ impl Present {
             self.expect = true;
         } else if name == TE {
             self.te = true;
-        } else if name == UPGRADE {
-            self.upgrade = true;
         }
     }
 }
