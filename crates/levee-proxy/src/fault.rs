@@ -136,7 +136,7 @@ impl Faults {
 
     /// The decision for one attempt of `route` (see the module docs for which spec applies).
     fn decide(&self, call: &CallFault, route: &Route, random: &dyn RandomSource) -> FaultDecision {
-        if let Some(forced) = &call.forced {
+        if let Some(forced) = call.forced() {
             return decide(forced, random);
         }
         if self.any_admin.load(Ordering::Relaxed) {
@@ -154,12 +154,24 @@ impl Faults {
 }
 
 /// What a request asked for with the `levee-fault` headers, and the spec it was granted.
+///
+/// One pointer, `None` for the requests without those headers (nearly all): the request's
+/// future holds it, and every byte of that future is copied when it is boxed.
 #[derive(Default)]
-pub(crate) struct CallFault {
+pub(crate) struct CallFault(Option<Box<AskedFault>>);
+
+#[derive(Default)]
+struct AskedFault {
     asked: Option<String>,
     token: Option<Vec<HeaderValue>>,
     /// The header's fault, every listed kind at 100 percent, once authorised.
     forced: Option<FaultSpec>,
+}
+
+impl CallFault {
+    fn forced(&self) -> Option<&FaultSpec> {
+        self.0.as_ref()?.forced.as_ref()
+    }
 }
 
 /// The two names as `HeaderName`s: looked up on every request, and a `&str` key would be
@@ -170,10 +182,10 @@ const FAULT_TOKEN_NAME: HeaderName = HeaderName::from_static(FAULT_TOKEN_HEADER)
 /// Removes both fault headers from `headers` (always: the token must never be forwarded) and
 /// keeps what they said for [`admit`].
 pub(crate) fn take_headers(headers: &mut HeaderMap) -> CallFault {
-    let mut call = CallFault::default();
     if !headers.contains_key(FAULT_NAME) && !headers.contains_key(FAULT_TOKEN_NAME) {
-        return call;
+        return CallFault::default();
     }
+    let mut call = AskedFault::default();
     let asked: Vec<String> = headers
         .get_all(FAULT_NAME)
         .iter()
@@ -188,7 +200,7 @@ pub(crate) fn take_headers(headers: &mut HeaderMap) -> CallFault {
     }
     headers.remove(FAULT_NAME);
     headers.remove(FAULT_TOKEN_NAME);
-    call
+    CallFault(Some(Box::new(call)))
 }
 
 /// Grants or refuses the fault a request asked for: `Some` is the answer to send instead
@@ -200,6 +212,7 @@ pub(crate) fn admit(
     log: &AccessLog,
     trace: &TraceContext,
 ) -> Option<Response<ProxyBody>> {
+    let call = call.0.as_deref_mut()?;
     let asked = call.asked.as_deref()?;
     let faults = &route.faults;
     if !faults.allow_headers.load(Ordering::Relaxed) {
@@ -453,7 +466,9 @@ mod tests {
         headers.append(FAULT_HEADER, HeaderValue::from_static("abort=503"));
         headers.insert(FAULT_TOKEN_HEADER, HeaderValue::from_static("secret"));
         headers.insert("x-other", HeaderValue::from_static("kept"));
-        let call = take_headers(&mut headers);
+        let call = take_headers(&mut headers)
+            .0
+            .expect("the headers were taken");
         assert!(!headers.contains_key(FAULT_HEADER));
         assert!(!headers.contains_key(FAULT_TOKEN_HEADER));
         assert_eq!(headers["x-other"], "kept");

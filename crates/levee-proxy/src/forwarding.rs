@@ -106,6 +106,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The fields an upstream request may get beyond the inbound ones: `host`,
+/// `x-forwarded-for`, `x-forwarded-proto`, the deadline's two and `traceparent`.
+const ADDED_FIELDS: usize = 6;
+
 /// Prepares a copy of the inbound headers for the upstream: hop-by-hop headers removed,
 /// `X-Forwarded-For`/`-Proto` set, and `Host` kept for HTTP/1.1 (taken from the inbound
 /// `:authority` when the client spoke HTTP/2) or removed for HTTP/2, whose `:authority` is
@@ -119,10 +123,15 @@ pub fn upstream_headers(
     tls: bool,
     carries_forwarded_for: bool,
 ) -> HeaderMap {
-    let mut headers = inbound.clone();
-    // A clone's entries are exactly as many as the inbound ones; room for the fields added on
-    // the way (forwarding, deadline, trace) is made once rather than grown into.
-    headers.reserve(6);
+    // A new map with room for the fields added on the way (forwarding, deadline, trace), not
+    // a clone: a clone's entries hold exactly the inbound fields, and `HeaderMap::reserve`
+    // grows them only along with the index table, so each added field could reallocate them
+    // (a copy into new, cold memory). Forcing the table to grow would compound request after
+    // request, as maps are reused.
+    let mut headers = HeaderMap::with_capacity(inbound.keys_len() + ADDED_FIELDS);
+    for (name, value) in inbound {
+        headers.append(name.clone(), value.clone());
+    }
     strip_hop_by_hop(&mut headers);
     if upstream_version == Version::HTTP_2 {
         headers.remove(header::HOST);
@@ -228,6 +237,21 @@ pub fn upstream_uri(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_inbound_value_is_copied_with_room_for_the_added_fields() {
+        let mut inbound = HeaderMap::new();
+        inbound.append("x-multi", HeaderValue::from_static("1"));
+        inbound.append("x-multi", HeaderValue::from_static("2"));
+        inbound.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let uri: Uri = "/a".parse().expect("a valid target");
+        let out = upstream_headers(&inbound, &uri, Version::HTTP_11, None, false, false);
+        let multi: Vec<_> = out.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["1", "2"]);
+        assert_eq!(out[header::ACCEPT], "*/*");
+        assert_eq!(out[name::X_FORWARDED_PROTO], "http");
+        assert!(out.capacity() >= inbound.keys_len() + ADDED_FIELDS);
+    }
 
     #[test]
     fn hop_by_hop_headers_stay_behind_but_te_trailers_goes_on() {

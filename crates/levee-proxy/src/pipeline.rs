@@ -183,8 +183,15 @@ pub(crate) fn handle(
         fault,
         carried,
     };
+    // The box is allocated first and the future written into it, so the compiler may build
+    // the future in place; `Box::pin(future)` builds it on the stack, then allocates, then
+    // copies all of it (a few kilobytes, mostly states not reached yet) into the box.
+    let running = Box::write(
+        Box::new_uninit(),
+        context.scope(call.run(parts, body).instrument(span)),
+    );
     Handling {
-        running: Box::pin(context.scope(call.run(parts, body).instrument(span))),
+        running: Box::into_pin(running),
         request_id: Some(request_id),
         close,
     }
@@ -230,8 +237,9 @@ struct Call {
     trace: TraceContext,
     log: AccessLog,
     guards: Guards,
-    /// The attempt whose outcome the response's gRPC trailers will decide.
-    trailer_record: Option<AttemptRecord>,
+    /// The attempt whose outcome the response's gRPC trailers will decide (boxed: only gRPC
+    /// answers have one, and the request's future holds this field).
+    trailer_record: Option<Box<AttemptRecord>>,
     /// The `levee-fault` headers (removed from the request) and the fault they were granted.
     fault: crate::fault::CallFault,
     /// Which of Levee's headers the request carries (`x-request-id` always, once ensured).
@@ -245,6 +253,9 @@ struct Ended {
 }
 
 impl Call {
+    // The refusal and failure answers are `#[cold]`: the exception, laid out away from the
+    // path of a call that succeeds.
+    //
     // `run` and `route_and_call` are not `async fn`s: rustc keeps an `async fn`'s by-value
     // arguments twice in its state (as arguments, and as the locals they are moved into), and
     // `self` and `parts` are a few hundred bytes each; an `async move` block uses what it
@@ -256,7 +267,7 @@ impl Call {
         body: ClientBody,
     ) -> impl Future<Output = (Response<ProxyBody>, Guards)> + Send {
         async move {
-            let response = self.route_and_call(parts, body).await;
+            let response = self.route_and_call(&parts, body).await;
             (response, self.guards)
         }
     }
@@ -285,6 +296,7 @@ impl Call {
     }
 
     /// Levee's own refusal, no fallback.
+    #[cold]
     fn refuse(
         &self,
         code: ErrorCode,
@@ -301,23 +313,27 @@ impl Call {
     /// `levee_calls_total{outcome="rejected"}` of the route's endpoint key, once per call.
     /// Refusals after an attempt was recorded are not counted again: the call's outcome is
     /// its attempts'. Malformed requests and fault-header refusals are not calls.
+    #[cold]
     fn count_rejected(&self, route: &Route) {
         route
             .endpoint_metrics(&self.shared.metrics)
             .call(Outcome::Rejected, Duration::ZERO);
     }
 
+    #[cold]
     fn plain(&self, status: StatusCode, detail: &str) -> Response<ProxyBody> {
         self.log.respond(status.as_u16(), Outcome::Rejected);
         responses::plain(status, detail, &self.trace_id())
     }
 
     #[allow(clippy::manual_async_fn)] // see `run`
-    fn route_and_call(
-        &mut self,
-        parts: Parts,
+                                      //
+                                      // The head is borrowed: `run` owns it, and a moved-in head would be held twice.
+    fn route_and_call<'a>(
+        &'a mut self,
+        parts: &'a Parts,
         body: ClientBody,
-    ) -> impl Future<Output = Response<ProxyBody>> + Send + '_ {
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'a {
         async move {
             let runtime = self.shared.runtime();
             let Some(route) = runtime
@@ -344,7 +360,7 @@ impl Call {
                         "route shed at this degradation level"
                     );
                     self.count_rejected(&route);
-                    return self.degrade(&route, &parts, ErrorCode::FeatureDisabled, None, None);
+                    return self.degrade(&route, parts, ErrorCode::FeatureDisabled, None, None);
                 }
             }
 
@@ -371,7 +387,7 @@ impl Call {
                 effective_deadline(route.config.timeout, inbound).map(|d| Deadline::after(now, d));
             if deadline.is_some_and(|d| d.is_spent(now)) {
                 self.count_rejected(&route);
-                return self.degrade(&route, &parts, ErrorCode::DeadlineExceeded, None, None);
+                return self.degrade(&route, parts, ErrorCode::DeadlineExceeded, None, None);
             }
 
             if let Some(limiter) = &route.rate_limiter {
@@ -389,10 +405,13 @@ impl Call {
                 }
             }
 
-            let limits = self.shared.runtime().config.limits.clone();
-            let mut request_body = match self.prepare_body(&parts, body, &limits).await {
-                Ok(b) => b,
-                Err(response) => return response,
+            let mut request_body = {
+                // In a block of its own: the limits are not kept in the later states.
+                let limits = self.shared.runtime().config.limits.clone();
+                match self.prepare_body(parts, body, &limits).await {
+                    Ok(b) => b,
+                    Err(response) => return response,
+                }
             };
 
             // Read again: a body may have taken a while.
@@ -401,7 +420,7 @@ impl Call {
                 Ok(permit) => permit,
                 Err(code) => {
                     self.count_rejected(&route);
-                    return self.degrade(&route, &parts, code, None, None);
+                    return self.degrade(&route, parts, code, None, None);
                 }
             };
             let partition = route.partition_metrics(&self.shared.metrics);
@@ -415,7 +434,7 @@ impl Call {
 
             route.budget.deposit(now);
             let ended = match self
-                .attempts(&route, &parts, &mut request_body, deadline)
+                .attempts(&route, parts, &mut request_body, deadline)
                 .await
             {
                 Ok(ended) => ended,
@@ -424,7 +443,7 @@ impl Call {
                     return response;
                 }
             };
-            self.answer(&route, &parts, ended, slot)
+            self.answer(&route, parts, ended, slot)
         }
     }
 
@@ -471,6 +490,7 @@ impl Call {
         ))
     }
 
+    #[cold]
     fn body_fault(&self, kind: BodyFaultKind) -> Response<ProxyBody> {
         match kind {
             BodyFaultKind::TooLarge => self.plain(
@@ -583,7 +603,9 @@ impl Call {
                 self.shared.fleet.as_ref(),
             );
             if let (Admission::NeedsLease, Some(fleet)) = (fleet_says, &self.shared.fleet) {
-                match fleet.probe(&route.endpoint_key, &route.gate).await {
+                // Boxed: a fleet probe is rare (a half-open breaker shared with the fleet), and
+                // its future, held inline, was the largest state of every request's future.
+                match Box::pin(fleet.probe(&route.endpoint_key, &route.gate)).await {
                     Probe::Lease(lease) => record.attach_lease(lease),
                     Probe::Go => {}
                     Probe::Denied { retry_after } => {
@@ -671,13 +693,13 @@ impl Call {
                     if attempt::awaits_grpc_trailers(&end) {
                         // The gRPC status comes after the body: the response body records
                         // the attempt when its trailers arrive (see `relay`).
-                        self.trailer_record = Some(record);
+                        self.trailer_record = Some(Box::new(record));
                     } else {
                         record.finish_at(end.outcome(), now);
                     }
                     upstream.record(&chosen.endpoint, end.outcome().is_failure(), elapsed, now);
                     if let AttemptEnd::Failed { detail, result, .. } = &end {
-                        tracing::info!(endpoint = %chosen.endpoint.address(), result = %result.label(), error = %detail, "attempt failed");
+                        log_failed_attempt(&chosen.endpoint, *result, detail);
                     }
                     if matches!(end, AttemptEnd::Response { .. }) && !end.outcome().is_failure() {
                         // Keep the endpoint's in-flight count until the body is sent.
@@ -804,6 +826,7 @@ impl Call {
     /// fallbacks or the envelope.
     // The same shape as `attempts`, whose answer this is: moved once, never stored.
     #[allow(clippy::result_large_err)]
+    #[cold]
     fn circuit_open(
         &self,
         route: &Route,
@@ -835,7 +858,7 @@ impl Call {
         let trailer_record = self.trailer_record.take();
         let body = match (&route.stale, trailer_record) {
             // gRPC answers are POSTs: never cached.
-            (_, Some(record)) => body::boxed(GrpcOutcome::new(body, record)),
+            (_, Some(record)) => body::boxed(GrpcOutcome::new(body, *record)),
             (Some(cache), None)
                 if StaleCache::request_is_cacheable(&parts.method)
                     && StaleCache::response_is_cacheable(head.status, &head.headers) =>
@@ -859,6 +882,7 @@ impl Call {
 
     /// The answer for a call that did not succeed: the route's fallbacks in order, then the
     /// upstream's own failure response, then the envelope.
+    #[cold]
     fn degrade(
         &self,
         route: &Route,
@@ -920,6 +944,7 @@ impl Call {
         responses::problem(code, route.upstream.name(), retry_after, &self.trace_id())
     }
 
+    #[cold]
     fn relay_failure(
         &self,
         parts: &Parts,
@@ -931,6 +956,12 @@ impl Call {
         self.log.respond(head.status.as_u16(), Outcome::Failure);
         Response::from_parts(head, body::boxed(body))
     }
+}
+
+/// The log line of an attempt that got no answer; out of line, as for the refusals.
+#[cold]
+fn log_failed_attempt(endpoint: &crate::endpoint::Endpoint, result: AttemptResult, detail: &str) {
+    tracing::info!(endpoint = %endpoint.address(), result = %result.label(), error = %detail, "attempt failed");
 }
 
 fn unix_now() -> u64 {

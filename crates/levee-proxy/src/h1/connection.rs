@@ -152,6 +152,7 @@ impl Connection {
     }
 }
 
+#[cold]
 fn closed(when: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
@@ -333,6 +334,7 @@ impl ResponseBody {
         }
     }
 
+    #[cold]
     fn fail(&mut self, error: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.connection = None;
         Poll::Ready(Some(Err(error.into())))

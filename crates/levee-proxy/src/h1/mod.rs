@@ -3,8 +3,9 @@
 //!   (`decode`) on connections the pool (`crate::pool`) keeps (`connection`);
 //! - **the server side**, towards clients: requests read (`request`) and answered
 //!   (`response`) on each client connection (`server`; its module doc has the decisions);
-//! - shared: a head's fields into an `http::HeaderMap` (`fields`) and vectored writing of a
-//!   framed message (`write`).
+//! - shared: a head's fields into an `http::HeaderMap` (`fields`), vectored writing of a
+//!   framed message (`write`) and reading a framed body (`read`); emptied maps are kept per
+//!   thread for the next request's head (`spare_maps`).
 //!
 //! Why not hyper's `client::conn::http1`: it runs each connection in a task of its own and
 //! hands requests, responses and response bodies across channels (`want`, an mpsc queue, a
@@ -47,4 +48,5 @@ pub mod read;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod spare_maps;
 pub mod write;

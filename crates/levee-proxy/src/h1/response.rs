@@ -125,6 +125,7 @@ pub fn write_head(
 }
 
 /// The answer to a request Levee could not read: `status`, no body, and the connection closes.
+#[cold]
 pub fn refusal(status: StatusCode, version: Version) -> Bytes {
     let (head, _) = write_head(
         &mut BytesMut::new(),

@@ -32,6 +32,7 @@ use super::encode::BodyFraming;
 use super::read::{self, READ_CHUNK};
 use super::request::{self, RequestHead};
 use super::response;
+use super::spare_maps;
 use super::write::Outbox;
 use crate::body::BoxError;
 use crate::client_body::ClientBody;
@@ -175,6 +176,9 @@ impl ReadSide {
     ) -> Poll<Result<Option<RequestHead>, StatusCode>> {
         loop {
             if !self.buffer.is_empty() {
+                if spare.capacity() == 0 {
+                    *spare = spare_maps::take();
+                }
                 if let Some(head) =
                     request::parse_request_head(&mut self.buffer, settings.max_head_bytes, spare)?
                 {
@@ -230,7 +234,8 @@ pub async fn serve<S, F, B>(
     }));
     let mut outbox = Outbox::default();
     let mut heads = BytesMut::new();
-    // The last answer's header map, emptied: the next request's head is read into it.
+    // The map the next request's head is read into: taken from `spare_maps` when the head
+    // has arrived, so that it is the map an answer released last.
     let mut spare = HeaderMap::new();
     let mut timer = Box::pin(tokio::time::sleep_until(first_head_by));
     loop {
@@ -325,8 +330,7 @@ pub async fn serve<S, F, B>(
             closing,
         );
         keep_alive = !closing && !asked_close;
-        spare = parts.headers;
-        spare.clear();
+        spare_maps::give(parts.headers);
         outbox.start(head, framing);
         let mut body = pin!((framing != BodyFraming::None).then_some(body));
         let written = poll_fn(|cx| loop {
@@ -441,6 +445,7 @@ impl InboundBody {
         }
     }
 
+    #[cold]
     fn fail(&mut self, error: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.side = None;
         Poll::Ready(Some(Err(error)))
