@@ -14,6 +14,11 @@
 #   PROXY=h1 bench/callgrind.sh                # bench/h1-floor: own HTTP/1.1 framing, http::HeaderMap
 #   PROXY=h1 H1_ARGS=--raw bench/callgrind.sh  # ... heads forwarded as they came; or one side
 #   PROXY=h1 H1_ARGS='--server hyper' ...      # hyper's (--server hyper / --client hyper)
+#   CONNECTIONS=64 LOAD=max bench/callgrind.sh # as many connections as bench/proxy.sh's max load
+#   CACHE_SIM=1 ... bench/callgrind.sh         # also simulated cache misses and branch
+#                                              # mispredictions a request (valgrind's model: L1 32 KiB
+#                                              # each for code and data; the last level set to 512
+#                                              # KiB, this machine's L2, so its misses are L2's)
 #
 # Needs valgrind and nginx (Debian packages; installed when missing), and haproxy for
 # PROXY=haproxy.
@@ -22,6 +27,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 LOAD=${LOAD:-rate}
+CONNECTIONS=${CONNECTIONS:-8}
+SIM=()
+if [ -n "${CACHE_SIM:-}" ]; then SIM=(--cache-sim=yes --branch-sim=yes --LL=524288,8,64); fi
 PROXY=${PROXY:-levee}
 CARGO=${CARGO:-cargo}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/levee-bench-callgrind.XXXXXX")
@@ -58,18 +66,18 @@ haproxy)
 	exit 2
 	;;
 esac
-LEVEE_LOG=${LEVEE_LOG:-info} valgrind -q --tool=callgrind --instr-atstart=no \
+LEVEE_LOG=${LEVEE_LOG:-info} valgrind -q --tool=callgrind --instr-atstart=no "${SIM[@]}" \
 	--callgrind-out-file="$WORK/callgrind.out" "${command[@]}" >"$WORK/proxy.out" 2>"$WORK/proxy.log" &
 LEVEE_PID=$!
 PIDS+=("$LEVEE_PID")
 wait_port "$PROXY_PORT" "$PROXY (under valgrind)" 30
 
 URL=http://127.0.0.1:$PROXY_PORT/items/1
-"$LOADGEN" max --url "$URL" --connections 8 --warmup 1s --duration 3s >/dev/null
+"$LOADGEN" max --url "$URL" --connections "$CONNECTIONS" --warmup 1s --duration 3s >/dev/null
 callgrind_control -i on "$LEVEE_PID" >/dev/null 2>&1
 case "$LOAD" in
-rate) "$LOADGEN" rate --url "$URL" --rate 200 --connections 8 --warmup 0s --duration 5s >"$WORK/load.json" ;;
-max) "$LOADGEN" max --url "$URL" --connections 8 --warmup 0s --duration 5s >"$WORK/load.json" ;;
+rate) "$LOADGEN" rate --url "$URL" --rate 200 --connections "$CONNECTIONS" --warmup 0s --duration 5s >"$WORK/load.json" ;;
+max) "$LOADGEN" max --url "$URL" --connections "$CONNECTIONS" --warmup 0s --duration 5s >"$WORK/load.json" ;;
 *)
 	echo "bench/callgrind: LOAD is rate or max, not $LOAD" >&2
 	exit 2
@@ -79,12 +87,20 @@ callgrind_control -i off "$LEVEE_PID" >/dev/null 2>&1
 callgrind_control -d "$LEVEE_PID" >/dev/null 2>&1
 python3 - "$WORK/callgrind.out.1" "$WORK/load.json" "$LOAD" "$PROXY${H1_ARGS:+ $H1_ARGS}" <<'PY'
 import json, sys
-instructions = next(int(l.split()[1]) for l in open(sys.argv[1]) if l.startswith("totals:"))
+lines = open(sys.argv[1]).read().splitlines()
+events = next(l.split()[1:] for l in lines if l.startswith("events:"))
+totals = [int(t) for t in next(l.split()[1:] for l in lines if l.startswith("totals:"))]
+instructions = totals[0]
 load = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
 ok = load["ok"]
 if ok == 0 or load["errors"] or load["non_2xx"]:
     sys.exit(f"bench/callgrind: the load failed: {load}")
 print(f"bench/callgrind ({sys.argv[4]}, {sys.argv[3]}): {ok} requests, {instructions:,} instructions, "
       f"{instructions / ok:,.0f} instructions/request")
+if len(events) > 1:
+    # Ir instructions, Dr/Dw data reads/writes, I1mr/D1mr/D1mw first-level misses, ILmr/DLmr/
+    # DLmw last-level (here L2) misses, Bc/Bcm conditional branches/mispredicted, Bi/Bim
+    # indirect branches/mispredicted.
+    print("  a request: " + "  ".join(f"{e} {t / ok:,.0f}" for e, t in zip(events, totals)))
 PY
 if [ -n "${KEEP_WORK:-}" ]; then echo "bench/callgrind: callgrind file $WORK/callgrind.out.1"; fi
