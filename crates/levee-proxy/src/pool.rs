@@ -119,7 +119,9 @@ impl Http1Pool {
                     Err(e) => return Err(PoolError::Exchange(e.error)),
                 }
             }
-            let connection = connect(authority, self.connect_timeout).await?;
+            // Boxed: a new connection is the exception under keep-alive, and its future,
+            // held inline, was the largest state of this one (which every request holds).
+            let connection = Box::pin(connect(authority, self.connect_timeout)).await?;
             let response = connection
                 .exchange(&mut outgoing, home)
                 .await
