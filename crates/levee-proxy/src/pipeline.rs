@@ -326,9 +326,8 @@ impl Call {
         responses::plain(status, detail, &self.trace_id())
     }
 
+    // The head is borrowed: `run` owns it, and a moved-in head would be held twice.
     #[allow(clippy::manual_async_fn)] // see `run`
-                                      //
-                                      // The head is borrowed: `run` owns it, and a moved-in head would be held twice.
     fn route_and_call<'a>(
         &'a mut self,
         parts: &'a Parts,
