@@ -4,6 +4,9 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 GO ?= go
+# Incremental caches only help the next edit; a test run from a clean clone would write gigabytes
+# of them. Developers who iterate can set CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL ?= 0
 
 .PHONY: demo demo-build drills prometheus e2e fleet-go-test run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-callgrind bench-registry fmt
 
