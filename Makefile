@@ -8,7 +8,7 @@ GO ?= go
 # of them. Developers who iterate can set CARGO_INCREMENTAL=1.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: demo demo-build drills prometheus e2e fleet-go-test run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-callgrind bench-registry fmt
+.PHONY: demo demo-build release drills prometheus e2e fleet-go-test run simulate test fmt-check clippy rust-test registry-deps openapi conformance vectors-schema go-test bench bench-core bench-go bench-proxy bench-callgrind bench-registry fmt
 
 # The demo fleet (Go storefront and recommendations, Rust inventory and pricing) behind a levee
 # sidecar with its registry and dashboard; runs examples/fleet/drill.yaml, then keeps running.
@@ -21,6 +21,11 @@ BIN_DIR = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(PROFILE)
 demo-build:
 	$(CARGO) build -q --locked $(if $(filter release,$(PROFILE)),--release) -p levee -p inventory -p pricing
 	cd examples/fleet && $(GO) build -o $(BIN_DIR)/ ./storefront ./recommendations
+
+# The production binary: levee in release, guided by a profile of its own request path
+# (scripts/release.sh; about twice a plain release build). Prints the binary's path.
+release:
+	CARGO=$(CARGO) bash scripts/release.sh
 
 # levee in front of the inventory example alone (examples/levee.yaml).
 run:

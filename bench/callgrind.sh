@@ -6,7 +6,10 @@
 #
 #   bench/callgrind.sh                         # 1000 requests at 200 req/s over 8 connections
 #   LOAD=max bench/callgrind.sh                # closed loop over 8 connections for 5 s
-#   LEVEE_BIN=/path/to/levee bench/callgrind.sh  # a levee built elsewhere (default: cargo build --release)
+#   LEVEE_BIN=/path/to/levee bench/callgrind.sh  # a levee built elsewhere (default: scripts/release.sh,
+#                                              # the profile-guided production build)
+#   LOAD_ARGS=--http2 bench/callgrind.sh       # loadgen's request shape: --http2 (h2c from the client;
+#                                              # HTTP/1.1 upstream), --body-bytes N (POSTs of N bytes)
 #   LEVEE_LOG=warn bench/callgrind.sh          # without the access line
 #   KEEP_WORK=1 bench/callgrind.sh             # keep the callgrind file (for callgrind_annotate)
 #   PROXY=hyper bench/callgrind.sh             # bench/hyper-floor instead: bare hyper, Levee's floor
@@ -73,11 +76,13 @@ PIDS+=("$LEVEE_PID")
 wait_port "$PROXY_PORT" "$PROXY (under valgrind)" 30
 
 URL=http://127.0.0.1:$PROXY_PORT/items/1
-"$LOADGEN" max --url "$URL" --connections "$CONNECTIONS" --warmup 1s --duration 3s >/dev/null
+# shellcheck disable=SC2206 # LOAD_ARGS is a list of flags
+SHAPE=(${LOAD_ARGS:-})
+"$LOADGEN" max --url "$URL" --connections "$CONNECTIONS" --warmup 1s --duration 3s "${SHAPE[@]}" >/dev/null
 callgrind_control -i on "$LEVEE_PID" >/dev/null 2>&1
 case "$LOAD" in
-rate) "$LOADGEN" rate --url "$URL" --rate 200 --connections "$CONNECTIONS" --warmup 0s --duration 5s >"$WORK/load.json" ;;
-max) "$LOADGEN" max --url "$URL" --connections "$CONNECTIONS" --warmup 0s --duration 5s >"$WORK/load.json" ;;
+rate) "$LOADGEN" rate --url "$URL" --rate 200 --connections "$CONNECTIONS" --warmup 0s --duration 5s "${SHAPE[@]}" >"$WORK/load.json" ;;
+max) "$LOADGEN" max --url "$URL" --connections "$CONNECTIONS" --warmup 0s --duration 5s "${SHAPE[@]}" >"$WORK/load.json" ;;
 *)
 	echo "bench/callgrind: LOAD is rate or max, not $LOAD" >&2
 	exit 2

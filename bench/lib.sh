@@ -17,14 +17,16 @@ install_debian_packages() { # package...
 	for p in "${need[@]}"; do $sudo service "$p" stop >/dev/null 2>&1 || true; done
 }
 
-# Builds the load generator, levee unless LEVEE_BIN names one, and the extra packages given
-# (`-p name`...), in release; sets TARGET_DIR, LEVEE_BIN and LOADGEN.
+# Builds the load generator and the extra packages given (`-p name`...) in release, and
+# levee's production binary (scripts/release.sh, profile-guided) unless LEVEE_BIN names one
+# (LEVEE_BIN=target/release/levee measures the plain release build); sets TARGET_DIR,
+# LEVEE_BIN and LOADGEN.
 build_release() { # [-p package]...
-	local build=(-p levee-bench-loadgen "$@")
-	[ -n "${LEVEE_BIN:-}" ] || build+=(-p levee)
-	"${CARGO:-cargo}" build --release -q "${build[@]}"
+	"${CARGO:-cargo}" build --release -q -p levee-bench-loadgen "$@"
 	TARGET_DIR=$("${CARGO:-cargo}" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-	LEVEE_BIN=${LEVEE_BIN:-$TARGET_DIR/release/levee}
+	if [ -z "${LEVEE_BIN:-}" ]; then
+		LEVEE_BIN=$(CARGO=${CARGO:-cargo} bash "$ROOT/scripts/release.sh" | tail -n 1)
+	fi
 	LOADGEN=$TARGET_DIR/release/loadgen
 }
 

@@ -1,13 +1,14 @@
-//! One HTTP/1.1 keep-alive connection per worker, driven by hyper's low-level client (no
-//! pool, no executor hand-off): the leanest way to put a request on the wire from Rust, so the
-//! generator spends as little of its core as possible.
+//! One keep-alive connection per worker, driven by hyper's low-level client (no pool, no
+//! executor hand-off): the leanest way to put a request on the wire from Rust, so the generator
+//! spends as little of its core as possible. HTTP/1.1 by default; HTTP/2 with prior knowledge
+//! (h2c) on request, one stream in flight per connection either way.
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::BodyExt;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -49,17 +50,38 @@ impl Target {
 /// A request body type every mode can use.
 pub type Body = http_body_util::Full<Bytes>;
 
+/// The protocol a connection speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+}
+
+/// An open connection's request half.
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
 /// An open connection.
 pub struct Conn {
-    sender: SendRequest<Body>,
+    sender: Sender,
 }
 
 /// How long one exchange may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Conn {
-    /// Connects to `addr` with TCP_NODELAY.
+    /// Connects to `addr` with TCP_NODELAY, speaking HTTP/1.1.
     pub async fn open(addr: &str) -> Result<Conn, String> {
+        Conn::open_with(addr, Protocol::Http1).await
+    }
+
+    /// Connects to `addr` with TCP_NODELAY, speaking `protocol`.
+    pub async fn open_with(addr: &str, protocol: Protocol) -> Result<Conn, String> {
         let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| format!("connect {addr}: timed out"))?
@@ -67,13 +89,60 @@ impl Conn {
         stream
             .set_nodelay(true)
             .map_err(|e| format!("nodelay: {e}"))?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake {addr}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let io = TokioIo::new(stream);
+        let sender = match protocol {
+            Protocol::Http1 => {
+                let (sender, connection) = http1::handshake(io)
+                    .await
+                    .map_err(|e| format!("handshake {addr}: {e}"))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Sender::Http1(sender)
+            }
+            Protocol::Http2 => {
+                let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| format!("h2 handshake {addr}: {e}"))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Sender::Http2(sender)
+            }
+        };
         Ok(Conn { sender })
+    }
+
+    /// Waits until the connection can take a request, then sends it.
+    async fn send_request(
+        &mut self,
+        request: Request<Body>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        match &mut self.sender {
+            Sender::Http1(sender) => {
+                sender.ready().await.map_err(|e| e.to_string())?;
+                sender.send_request(request).await
+            }
+            Sender::Http2(sender) => {
+                sender.ready().await.map_err(|e| e.to_string())?;
+                sender.send_request(request).await
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// A request to `target`: origin-form with `host` over HTTP/1.1; over HTTP/2 the absolute
+    /// URI, which hyper turns into the `:scheme` and `:authority` pseudo-headers.
+    fn builder(&self, method: Method, target: &Target) -> http::request::Builder {
+        let builder = Request::builder()
+            .method(method)
+            .header(USER_AGENT, "levee-bench-loadgen");
+        match self.sender {
+            Sender::Http1(_) => builder
+                .uri(target.path.as_str())
+                .header(HOST, target.addr.as_str()),
+            Sender::Http2(_) => builder.uri(format!("http://{}{}", target.addr, target.path)),
+        }
     }
 
     /// Sends one request and reads the whole response; the status and body.
@@ -85,21 +154,12 @@ impl Conn {
         body: Bytes,
     ) -> Result<(u16, Bytes), String> {
         let exchange = async {
-            self.sender.ready().await.map_err(|e| e.to_string())?;
-            let mut builder = Request::builder()
-                .method(method)
-                .uri(target.path.as_str())
-                .header(HOST, target.addr.as_str())
-                .header(USER_AGENT, "levee-bench-loadgen");
+            let mut builder = self.builder(method, target);
             for (name, value) in headers {
                 builder = builder.header(*name, *value);
             }
             let request = builder.body(Body::new(body)).map_err(|e| e.to_string())?;
-            let response = self
-                .sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
+            let response = self.send_request(request).await?;
             let status = response.status().as_u16();
             let bytes = response
                 .into_body()
@@ -120,21 +180,15 @@ impl Conn {
         target: &Target,
         headers: &[(&str, &str)],
     ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
-        let mut builder = Request::builder()
-            .method(Method::GET)
-            .uri(target.path.as_str())
-            .header(HOST, target.addr.as_str())
-            .header(USER_AGENT, "levee-bench-loadgen");
+        let mut builder = self.builder(Method::GET, target);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder
             .body(Body::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
-        tokio::time::timeout(REQUEST_TIMEOUT, self.sender.send_request(request))
+        tokio::time::timeout(REQUEST_TIMEOUT, self.send_request(request))
             .await
             .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())
     }
 }

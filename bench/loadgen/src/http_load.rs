@@ -1,4 +1,5 @@
-//! The proxy benchmark's two loads against one URL over HTTP/1.1 keep-alive connections.
+//! The proxy benchmark's two loads against one URL over keep-alive connections (HTTP/1.1, or
+//! HTTP/2 with one stream in flight per connection), each request a GET or, with a body, a POST.
 //!
 //! - **max**: closed loop. Each of N connections sends its next request as soon as the last
 //!   answer is read, for a warm-up and then a measured period; the figure is the requests
@@ -14,7 +15,7 @@
 //! sampled at the start and end of the measured period and divided by the requests completed
 //! in it.
 
-use crate::conn::{Conn, Target};
+use crate::conn::{Conn, Protocol, Target};
 use crate::hist::Histogram;
 use crate::procfs;
 use bytes::Bytes;
@@ -58,10 +59,38 @@ impl Tally {
     }
 }
 
-async fn open_all(target: &Target, n: usize) -> Result<Vec<Conn>, String> {
+/// What every request of a load is, and how it travels.
+#[derive(Clone, Debug, Default)]
+pub struct Shape {
+    /// The protocol of every connection.
+    pub protocol: Protocol,
+    /// The request body: empty for a GET, otherwise sent as a POST.
+    pub body: Bytes,
+}
+
+impl Shape {
+    fn method(&self) -> Method {
+        if self.body.is_empty() {
+            Method::GET
+        } else {
+            Method::POST
+        }
+    }
+
+    async fn open(&self, target: &Target) -> Result<Conn, String> {
+        Conn::open_with(&target.addr, self.protocol).await
+    }
+
+    async fn send(&self, conn: &mut Conn, target: &Target) -> Result<(u16, Bytes), String> {
+        conn.send(self.method(), target, &[], self.body.clone())
+            .await
+    }
+}
+
+async fn open_all(target: &Target, shape: &Shape, n: usize) -> Result<Vec<Conn>, String> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        conns.push(Conn::open(&target.addr).await?);
+        conns.push(shape.open(target).await?);
     }
     Ok(conns)
 }
@@ -115,12 +144,14 @@ fn finish(
 /// Closed-loop maximum throughput.
 pub async fn max(
     target: Target,
+    shape: Shape,
     connections: usize,
     warmup: Duration,
     duration: Duration,
     pids: Vec<u32>,
 ) -> Result<Value, String> {
-    let conns = open_all(&target, connections).await?;
+    let conns = open_all(&target, &shape, connections).await?;
+    let shape = Rc::new(shape);
     let from = Instant::now() + warmup;
     let to = from + duration;
     let cpu = tokio::task::spawn_local(cpu_between(pids.clone(), from, to));
@@ -130,13 +161,14 @@ pub async fn max(
     for mut conn in conns {
         let tally = Rc::clone(&tally);
         let target = Rc::clone(&target);
+        let shape = Rc::clone(&shape);
         workers.push(tokio::task::spawn_local(async move {
             loop {
                 let sent = Instant::now();
                 if sent >= to {
                     break;
                 }
-                let result = conn.send(Method::GET, &target, &[], Bytes::new()).await;
+                let result = shape.send(&mut conn, &target).await;
                 let done = Instant::now();
                 if sent >= from && done <= to {
                     let mut t = tally.borrow_mut();
@@ -146,7 +178,7 @@ pub async fn max(
                 }
                 if result.is_err() {
                     // A broken connection is replaced; a refused reconnect ends the worker.
-                    match Conn::open(&target.addr).await {
+                    match shape.open(&target).await {
                         Ok(c) => conn = c,
                         Err(_) => break,
                     }
@@ -173,6 +205,7 @@ fn nanos(d: Duration) -> u64 {
 /// Open-loop fixed rate, latency measured from each request's due time.
 pub async fn rate(
     target: Target,
+    shape: Shape,
     connections: usize,
     per_second: f64,
     warmup: Duration,
@@ -182,7 +215,8 @@ pub async fn rate(
     if per_second <= 0.0 {
         return Err("--rate must be above 0".into());
     }
-    let conns = open_all(&target, connections).await?;
+    let conns = open_all(&target, &shape, connections).await?;
+    let shape = Rc::new(shape);
     let start = Instant::now() + Duration::from_millis(50);
     let from = start + warmup;
     let to = from + duration;
@@ -219,6 +253,7 @@ pub async fn rate(
         let rx = Arc::clone(&rx);
         let tally = Rc::clone(&tally);
         let target = Rc::clone(&target);
+        let shape = Rc::clone(&shape);
         workers.push(tokio::task::spawn_local(async move {
             loop {
                 let next = tokio::time::timeout_at(hard_stop.into(), async {
@@ -226,7 +261,7 @@ pub async fn rate(
                 })
                 .await;
                 let Ok(Some((i, due))) = next else { break };
-                let result = conn.send(Method::GET, &target, &[], Bytes::new()).await;
+                let result = shape.send(&mut conn, &target).await;
                 let done = Instant::now();
                 {
                     let mut t = tally.borrow_mut();
@@ -239,7 +274,7 @@ pub async fn rate(
                     }
                 }
                 if result.is_err() {
-                    match Conn::open(&target.addr).await {
+                    match shape.open(&target).await {
                         Ok(c) => conn = c,
                         Err(_) => break,
                     }

@@ -5,6 +5,7 @@
 //! ```text
 //! loadgen max    --url http://127.0.0.1:8080/items/1 --connections 64 --duration 10s [--pid P]...
 //! loadgen rate   --url http://127.0.0.1:8080/items/1 --rate 5000 --duration 10s [--pid P]...
+//! loadgen max    --url ... --http2 --body-bytes 1024   # h2c, POSTs of 1 KiB (rate takes both too)
 //! loadgen ingest --url http://127.0.0.1:9911 --connections 16 --keys 20 --outcomes 100
 //! loadgen watch  --url http://127.0.0.1:9911 --watchers 100 --rounds 50
 //! ```
@@ -75,12 +76,39 @@ struct Common {
     pid: Vec<u32>,
 }
 
+/// What each request of `max` and `rate` is.
+#[derive(clap::Args)]
+struct ShapeArgs {
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1; one stream in flight per
+    /// connection.
+    #[arg(long)]
+    http2: bool,
+    /// POST a body of this many bytes instead of a GET.
+    #[arg(long, default_value_t = 0)]
+    body_bytes: usize,
+}
+
+impl ShapeArgs {
+    fn shape(&self) -> http_load::Shape {
+        http_load::Shape {
+            protocol: if self.http2 {
+                conn::Protocol::Http2
+            } else {
+                conn::Protocol::Http1
+            },
+            body: bytes::Bytes::from(vec![b'x'; self.body_bytes]),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Closed-loop maximum throughput.
     Max {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        shape: ShapeArgs,
         /// Keep-alive connections, one request in flight on each.
         #[arg(long, default_value_t = 64)]
         connections: usize,
@@ -89,6 +117,8 @@ enum Command {
     Rate {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        shape: ShapeArgs,
         /// Requests per second.
         #[arg(long)]
         rate: f64,
@@ -144,10 +174,12 @@ async fn run(command: Command) -> Result<serde_json::Value, String> {
     match command {
         Command::Max {
             common,
+            shape,
             connections,
         } => {
             http_load::max(
                 Target::parse(&common.url)?,
+                shape.shape(),
                 connections.max(1),
                 common.warmup,
                 common.duration,
@@ -157,11 +189,13 @@ async fn run(command: Command) -> Result<serde_json::Value, String> {
         }
         Command::Rate {
             common,
+            shape,
             rate,
             connections,
         } => {
             http_load::rate(
                 Target::parse(&common.url)?,
+                shape.shape(),
                 connections.max(1),
                 rate,
                 common.warmup,
