@@ -192,3 +192,60 @@ impl Conn {
             .map_err(|_| "timed out".to_string())?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::service::service_fn;
+    use hyper_util::server::conn::auto;
+    use std::convert::Infallible;
+    use tokio::net::TcpListener;
+
+    /// A real server on a loopback port that answers with the request's version, method and
+    /// body length: what the generator put on the wire.
+    async fn describing_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(|request: Request<hyper::body::Incoming>| async move {
+                            let line = format!("{:?} {}", request.version(), request.method());
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let text = format!("{line} {}", body.len());
+                            Ok::<_, Infallible>(hyper::Response::new(Body::new(Bytes::from(text))))
+                        });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn exchange(protocol: Protocol, method: Method, body: &'static [u8]) -> (u16, Bytes) {
+        let addr = describing_server().await;
+        let target = Target::parse(&format!("http://{addr}/items/1")).unwrap();
+        let mut conn = Conn::open_with(&addr, protocol).await.unwrap();
+        conn.send(method, &target, &[], Bytes::from_static(body))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn http1_sends_a_get_over_http1() {
+        let (status, body) = exchange(Protocol::Http1, Method::GET, b"").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "HTTP/1.1 GET 0");
+    }
+
+    #[tokio::test]
+    async fn http2_sends_a_post_with_its_body_over_h2c() {
+        let (status, body) = exchange(Protocol::Http2, Method::POST, &[b'x'; 1024]).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "HTTP/2.0 POST 1024");
+    }
+}
