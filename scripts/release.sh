@@ -95,7 +95,8 @@ if not r["ok"] or r["errors"] or r["non_2xx"]:
 	train max --url "$URL/echo" --http2 --body-bytes 1024 --connections 16 --duration 2s
 	# SIGTERM drains levee; the counts are written as it exits.
 	kill -TERM "$LEVEE_PID"
-	wait "$LEVEE_PID" || fail "the instrumented levee did not exit cleanly; its log: $WORK/levee.log"
+	wait "$LEVEE_PID" || fail "the instrumented levee did not exit cleanly; the end of its log:
+$(tail -n 20 "$WORK/levee.log")"
 	mkdir -p "$(dirname "$PROFDATA")"
 	"$LLVM_PROFDATA" merge -o "$PROFDATA" "$PROFILES"
 	say "profile: $PROFDATA"
