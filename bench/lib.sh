@@ -20,8 +20,7 @@ install_debian_packages() { # package...
 # Builds the load generator and the extra packages given (`-p name`...) in release, and
 # levee's production binary (scripts/release.sh, profile-guided) unless LEVEE_BIN names one
 # (LEVEE_BIN=target/release/levee, after `cargo build --release -p levee`, measures the plain
-# release build); sets TARGET_DIR,
-# LEVEE_BIN and LOADGEN.
+# release build); sets TARGET_DIR, LEVEE_BIN and LOADGEN.
 build_release() { # [-p package]...
 	"${CARGO:-cargo}" build --release -q -p levee-bench-loadgen "$@"
 	TARGET_DIR=$("${CARGO:-cargo}" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
